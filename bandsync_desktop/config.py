@@ -1,0 +1,108 @@
+"""Settings: one frozen dataclass. Precedence: defaults < settings file < environment < CLI.
+
+No Qt here: headless mode reads the same settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "BANDSYNC_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a server (headless or inside the console) is configured by."""
+
+    host: str = "0.0.0.0"
+    port: int = 3001
+    redis_url: str | None = None
+    band_session_id: str = "band"
+    default_tempo: float = 120.0
+    default_beats_per_bar: int = 4
+    default_beat_unit: int = 4
+    tick_hz: float = 10.0
+    leader_grace_s: float = 10.0
+    idle_expiry_s: float = 30 * 60.0
+    sweep_interval_s: float = 5 * 60.0
+    housekeeping_interval_s: float = 1.0
+    heartbeat_interval_s: float = 10.0
+    max_members: int = 64
+    max_payload_bytes: int = 128 * 1024
+    rate_limit_per_s: float = 30.0
+    rate_limit_burst: int = 60
+    lead_ms: float = 200.0
+    cors_origins: tuple[str, ...] = ()
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        """A copy with the given fields replaced (``None`` values are ignored)."""
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return replace(self, **clean)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["cors_origins"] = list(self.cors_origins)
+        return data
+
+
+def _coerce(name: str, raw: str) -> Any:
+    field_type = {f.name: f.type for f in fields(Settings)}[name]
+    text = str(field_type)
+    try:
+        if "tuple" in text:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if text.startswith("int"):
+            return int(raw)
+        if text.startswith("float"):
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}: {exc}") from exc
+    return raw or None if "None" in text else raw
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Overrides taken from ``BANDSYNC_*`` environment variables."""
+    env = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for f in fields(Settings):
+        key = ENV_PREFIX + f.name.upper()
+        if key in env:
+            out[f.name] = _coerce(f.name, env[key])
+    return out
+
+
+def from_file(path: Path) -> dict[str, Any]:
+    """Overrides from a JSON settings file; a missing file means none."""
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: settings must be a JSON object")
+    known = {f.name for f in fields(Settings)}
+    out = {k: v for k, v in data.items() if k in known}
+    if "cors_origins" in out:
+        out["cors_origins"] = tuple(out["cors_origins"])
+    return out
+
+
+def load(
+    cli: Mapping[str, Any] | None = None,
+    *,
+    settings_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build settings: defaults < file < environment < CLI."""
+    settings = Settings()
+    if settings_file is not None:
+        settings = settings.with_overrides(from_file(settings_file))
+    settings = settings.with_overrides(from_environment(environ))
+    return settings.with_overrides(dict(cli or {}))

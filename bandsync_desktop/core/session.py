@@ -1,0 +1,666 @@
+"""A band session: members, leadership, the transport timeline and the rules that change them.
+
+Every method that changes the session checks its preconditions first and raises a
+``BandSyncError`` before touching anything, so a refused command changes nothing. An accepted
+change bumps ``version`` and returns the notices to broadcast (``(event, payload)`` pairs of
+the protocol); the server sends a fresh snapshot after them.
+
+Leadership (see design.md):
+
+* *Open* sessions (created ad hoc by a remote join): any member may take the lead with
+  ``set_role leader``; the previous leader becomes a follower.
+* *Protected* sessions (the console's band session, or created with a leader key):
+  leadership moves only by hand-over (leader or console) or by presenting the key.
+* When the leader disconnects, playback pauses at once and the seat is held for
+  ``leader_grace_ms`` for the same ``clientId``. After that an open session elects its
+  earliest-joined member; a protected session returns the lead to the console when the
+  console hosts it, and otherwise waits for the key.
+
+The console acts with the authority of the server's owner: ``CONSOLE`` may give every
+leader command in every session and can hold the lead itself.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from . import validation
+from .errors import (
+    BandSyncError,
+    ErrorCode,
+    LeaderKeyRequired,
+    MemberNotFound,
+    NotInSession,
+    NotLeader,
+    SessionFull,
+)
+from .timeline import Boundary, Timeline
+from .validation import Role
+
+CONSOLE: Final = "~console"  # the console's actor id; "~" can never appear in a client's id
+CONSOLE_NAME: Final = "Console"
+FORMAT: Final = 1  # version of the stored form of a session
+
+Notice = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Tunable limits of the session rules."""
+
+    leader_grace_ms: float = 10_000.0
+    member_memory_ms: float = 30 * 60_000.0  # how long a departed member keeps seniority
+    max_members: int = 64
+    lead_ms: float = 200.0  # how far ahead of now a scheduled change takes effect
+
+
+@dataclass(slots=True)
+class Member:
+    """A connected member. ``client_id`` is stable across reconnects; ``socket_id`` is not."""
+
+    client_id: str
+    socket_id: str
+    display_name: str
+    joined_at: float
+    device: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "clientId": self.client_id,
+            "socketId": self.socket_id,
+            "displayName": self.display_name,
+            "joinedAt": self.joined_at,
+            "device": self.device,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Member:
+        return cls(
+            client_id=str(data["clientId"]),
+            socket_id=str(data["socketId"]),
+            display_name=str(data["displayName"]),
+            joined_at=float(data["joinedAt"]),
+            device=None if data.get("device") is None else str(data["device"]),
+        )
+
+
+@dataclass(slots=True)
+class AwayMember:
+    """A member who left; kept for a while so a reconnect keeps its seniority."""
+
+    display_name: str
+    joined_at: float
+    left_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "displayName": self.display_name,
+            "joinedAt": self.joined_at,
+            "leftAt": self.left_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AwayMember:
+        return cls(str(data["displayName"]), float(data["joinedAt"]), float(data["leftAt"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Song:
+    """What the leader put on the stands: a title and a chart (chords/lyrics), optional."""
+
+    title: str
+    chart: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "chart": self.chart}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Song:
+        return cls(str(data["title"]), str(data.get("chart", "")))
+
+
+@dataclass(slots=True)
+class Session:
+    """The whole shared state of one band session."""
+
+    session_id: str
+    created_at: float
+    timeline: Timeline
+    protected: bool = False
+    console_hosted: bool = False
+    leader_key: str | None = None
+    leader_id: str | None = None  # client id of the leader, CONSOLE, or None
+    held_leader_id: str | None = None  # a departed leader whose seat is held
+    vacant_since: float | None = None  # when the leader disconnected (election pending)
+    members: dict[str, Member] = field(default_factory=dict)
+    away: dict[str, AwayMember] = field(default_factory=dict)
+    message: str = ""
+    count_in_bars: int = 0
+    song: Song | None = None
+    version: int = 1
+    last_activity: float = 0.0
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        session_id: str,
+        now_ms: float,
+        *,
+        protected: bool = False,
+        console_hosted: bool = False,
+        tempo_bpm: float = 120.0,
+        beats_per_bar: int = 4,
+        beat_unit: int = 4,
+    ) -> Session:
+        """A new session, paused at the top. A protected one gets a fresh leader key."""
+        session = cls(
+            session_id=validation.session_id(session_id),
+            created_at=now_ms,
+            timeline=Timeline.stopped(now_ms, tempo_bpm, beats_per_bar, beat_unit),
+            protected=protected or console_hosted,
+            console_hosted=console_hosted,
+            leader_key=secrets.token_urlsafe(12) if (protected or console_hosted) else None,
+            leader_id=CONSOLE if console_hosted else None,
+            last_activity=now_ms,
+        )
+        return session
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def member_by_socket(self, socket_id: str) -> Member | None:
+        for member in self.members.values():
+            if member.socket_id == socket_id:
+                return member
+        return None
+
+    def find_member(self, ref: str) -> Member:
+        """A member by client id or socket id."""
+        member = self.members.get(ref) or self.member_by_socket(ref)
+        if member is None:
+            raise MemberNotFound(f"no member {ref!r} in session {self.session_id!r}")
+        return member
+
+    @property
+    def leader(self) -> Member | None:
+        return self.members.get(self.leader_id) if self.leader_id else None
+
+    def role_of(self, client_id: str) -> Role:
+        return "leader" if client_id == self.leader_id else "follower"
+
+    def may_lead(self, actor: str) -> bool:
+        return actor == CONSOLE or actor == self.leader_id
+
+    def is_idle(self, now_ms: float, idle_ms: float) -> bool:
+        """No one connected and nothing changed for ``idle_ms``. The console's never idles."""
+        if self.console_hosted or self.members:
+            return False
+        return now_ms - self.last_activity >= idle_ms
+
+    def _require_leader(self, actor: str) -> None:
+        if actor != CONSOLE and actor not in self.members:
+            raise NotInSession(f"you are not in session {self.session_id!r}")
+        if not self.may_lead(actor):
+            raise NotLeader("only the leader may do that")
+
+    def _changed(self, now_ms: float) -> None:
+        self.version += 1
+        self.last_activity = max(self.last_activity, now_ms)
+        self.timeline = self.timeline.pruned(now_ms)
+
+    def _key_matches(self, key: str | None) -> bool:
+        return (
+            key is not None
+            and self.leader_key is not None
+            and secrets.compare_digest(key, self.leader_key)
+        )
+
+    def _check_claim(self, client_id: str, key: str | None) -> None:
+        """Raise unless ``client_id`` may take the lead now."""
+        if not self.protected:
+            return
+        if self._key_matches(key) or client_id == self.held_leader_id:
+            return
+        raise LeaderKeyRequired(
+            f"session {self.session_id!r} is protected: hand-over or the leader key is needed"
+        )
+
+    def _set_leader(self, new_leader: str | None, reason: str) -> list[Notice]:
+        previous = self.leader_id
+        self.leader_id = new_leader
+        self.held_leader_id = None
+        self.vacant_since = None
+        if previous == new_leader:
+            return []
+        return [("role_changed", self._role_payload(previous, reason))]
+
+    def _role_payload(self, previous: str | None, reason: str) -> dict[str, Any]:
+        leader = self.leader
+        previous_member = self.members.get(previous) if previous else None
+        return {
+            "sessionId": self.session_id,
+            "leaderSocketId": leader.socket_id if leader else None,
+            "leaderClientId": self.leader_id,
+            "leaderName": self._leader_name(),
+            "previousLeaderSocketId": previous_member.socket_id if previous_member else None,
+            "previousLeaderClientId": previous,
+            "reason": reason,
+        }
+
+    def _leader_name(self) -> str | None:
+        if self.leader_id == CONSOLE:
+            return CONSOLE_NAME
+        leader = self.leader
+        return leader.display_name if leader else None
+
+    def _pause_now(self, now_ms: float) -> list[Notice]:
+        if not self.timeline.latest.playing:
+            return []
+        at = self.timeline.effective_time(now_ms, "now")
+        self.timeline = self.timeline.paused(at)
+        return [("pause", self._transport_payload(now_ms, at))]
+
+    def _transport_payload(self, now_ms: float, at_ms: float) -> dict[str, Any]:
+        latest = self.timeline.latest
+        return {
+            "sessionId": self.session_id,
+            "positionMs": self.timeline.position_at(max(now_ms, at_ms)),
+            "tempoBpm": latest.tempo_bpm,
+            "isPlaying": latest.playing,
+            "effectiveAt": at_ms,
+            "serverTimestamp": now_ms,
+        }
+
+    # -- membership ---------------------------------------------------------------------------
+
+    def join(
+        self,
+        now_ms: float,
+        socket_id: str,
+        *,
+        client_id: str | None,
+        display_name: str | None,
+        role: Role | None,
+        key: str | None,
+        device: str | None,
+        rules: Rules,
+    ) -> tuple[Member, str | None, list[Notice]]:
+        """Add (or re-attach) a member. Returns the member, the socket it replaced, notices."""
+        cid = client_id or socket_id
+        existing = self.members.get(cid)
+        away = self.away.get(cid)
+        if existing is None and len(self.members) >= rules.max_members:
+            raise SessionFull(f"session {self.session_id!r} is full ({rules.max_members} members)")
+        default_name = (
+            existing.display_name
+            if existing
+            else away.display_name
+            if away
+            else f"Player {len(self.members) + 1}"
+        )
+        name = validation.display_name(display_name, default_name)
+        returning_leader = self.held_leader_id == cid
+        if role == "leader" and self.leader_id != cid and not returning_leader:
+            self._check_claim(cid, key)
+
+        notices: list[Notice] = []
+        replaced: str | None = None
+        if existing is not None:
+            replaced = existing.socket_id if existing.socket_id != socket_id else None
+            existing.socket_id = socket_id
+            existing.display_name = name
+            existing.device = device or existing.device
+            member = existing
+        else:
+            joined_at = away.joined_at if away else now_ms
+            member = Member(cid, socket_id, name, joined_at, device)
+            self.members[cid] = member
+            self.away.pop(cid, None)
+            notices.append(
+                ("user_joined", {"sessionId": self.session_id, "member": self.member_wire(member)})
+            )
+        if returning_leader:
+            notices += self._set_leader(cid, "returned")
+        elif role == "leader" and self.leader_id != cid:
+            notices += self._set_leader(cid, "claimed")
+        self._changed(now_ms)
+        return member, replaced, notices
+
+    def leave(self, now_ms: float, client_id: str, *, disconnected: bool) -> list[Notice]:
+        """A member leaves. A disconnect holds the leader's seat; an explicit leave does not."""
+        member = self.members.pop(client_id, None)
+        if member is None:
+            raise NotInSession(f"you are not in session {self.session_id!r}")
+        self.away[client_id] = AwayMember(member.display_name, member.joined_at, now_ms)
+        notices: list[Notice] = [
+            (
+                "user_left",
+                {
+                    "sessionId": self.session_id,
+                    "socketId": member.socket_id,
+                    "clientId": member.client_id,
+                    "displayName": member.display_name,
+                },
+            )
+        ]
+        if client_id == self.leader_id:
+            notices += self._pause_now(now_ms)
+            notices += self._set_leader(None, "leader_left")
+            if disconnected:
+                self.held_leader_id = client_id
+            self.vacant_since = now_ms
+            notices += self._elect_if_due(now_ms, grace_ms=None if disconnected else 0.0)
+        self._changed(now_ms)
+        return notices
+
+    def remove(self, now_ms: float, actor: str, target: str) -> tuple[Member, list[Notice]]:
+        """The leader (or console) removes a member. Their seat is not held."""
+        self._require_leader(actor)
+        member = self.find_member(target)
+        notices = self.leave(now_ms, member.client_id, disconnected=False)
+        self.away.pop(member.client_id, None)
+        return member, notices
+
+    # -- leadership ---------------------------------------------------------------------------
+
+    def set_role(self, now_ms: float, client_id: str, role: Role, key: str | None) -> list[Notice]:
+        """``set_role`` from a member: claim the lead (open, or with the key) or step down."""
+        if client_id not in self.members:
+            raise NotInSession(f"you are not in session {self.session_id!r}")
+        if role == "leader":
+            if self.leader_id == client_id:
+                return []
+            self._check_claim(client_id, key)
+            notices = self._set_leader(client_id, "claimed")
+        else:
+            if self.leader_id != client_id:
+                return []
+            notices = self._set_leader(None, "stepped_down")
+        self._changed(now_ms)
+        return notices
+
+    def hand_over(self, now_ms: float, actor: str, target: str) -> list[Notice]:
+        """The leader or the console passes the lead to a member (or, console only, to itself)."""
+        self._require_leader(actor)
+        if target == CONSOLE:
+            if actor != CONSOLE:
+                raise NotLeader("only the console can take the lead back to itself")
+            new_leader = CONSOLE
+        else:
+            new_leader = self.find_member(target).client_id
+        notices = self._set_leader(new_leader, "handed_over")
+        if notices:
+            self._changed(now_ms)
+        return notices
+
+    def _elect_if_due(self, now_ms: float, grace_ms: float | None) -> list[Notice]:
+        if self.leader_id is not None or self.vacant_since is None:
+            return []
+        if grace_ms is None or now_ms - self.vacant_since < grace_ms:
+            return []
+        if self.console_hosted:
+            return self._set_leader(CONSOLE, "elected")
+        if self.protected:
+            self.held_leader_id = None  # the seat is no longer held; the key is needed now
+            return []
+        if not self.members:
+            return []
+        earliest = min(self.members.values(), key=lambda m: (m.joined_at, m.client_id))
+        return self._set_leader(earliest.client_id, "elected")
+
+    def housekeeping(self, now_ms: float, rules: Rules) -> list[Notice]:
+        """Periodic upkeep: elect a leader once the grace period is over, forget old members."""
+        notices = self._elect_if_due(now_ms, rules.leader_grace_ms)
+        stale = [
+            cid for cid, a in self.away.items() if now_ms - a.left_at >= rules.member_memory_ms
+        ]
+        for cid in stale:
+            del self.away[cid]
+        if notices:
+            self._changed(now_ms)
+        elif stale:
+            self.version += 1
+        return notices
+
+    # -- transport (leader only) --------------------------------------------------------------
+
+    def _schedule(self, now_ms: float, boundary: Boundary, rules: Rules) -> float:
+        latest = self.timeline.latest
+        if not latest.playing:
+            return self.timeline.effective_time(now_ms, "now")
+        return self.timeline.effective_time(now_ms + rules.lead_ms, boundary)
+
+    def set_tempo(
+        self, now_ms: float, actor: str, tempo_bpm: float, boundary: Boundary, rules: Rules
+    ) -> list[Notice]:
+        self._require_leader(actor)
+        at = self._schedule(now_ms, boundary, rules)
+        self.timeline = self.timeline.with_tempo(at, tempo_bpm)
+        self._changed(now_ms)
+        return [
+            (
+                "tempo_changed",
+                {
+                    "sessionId": self.session_id,
+                    "tempoBpm": tempo_bpm,
+                    "effectiveAt": at,
+                    "serverTimestamp": now_ms,
+                },
+            )
+        ]
+
+    def set_meter(
+        self,
+        now_ms: float,
+        actor: str,
+        beats_per_bar: int,
+        beat_unit: int,
+        boundary: Boundary,
+        rules: Rules,
+    ) -> list[Notice]:
+        self._require_leader(actor)
+        at = self._schedule(now_ms, boundary, rules)
+        self.timeline = self.timeline.with_meter(at, beats_per_bar, beat_unit)
+        self._changed(now_ms)
+        return [
+            (
+                "meter_changed",
+                {
+                    "sessionId": self.session_id,
+                    "beatsPerBar": beats_per_bar,
+                    "beatUnit": beat_unit,
+                    "effectiveAt": at,
+                },
+            )
+        ]
+
+    def set_count_in(self, now_ms: float, actor: str, bars: int) -> list[Notice]:
+        self._require_leader(actor)
+        self.count_in_bars = bars
+        self._changed(now_ms)
+        return []
+
+    def play(
+        self, now_ms: float, actor: str, rules: Rules, count_in_bars: int | None = None
+    ) -> list[Notice]:
+        """Start at ``now + lead``, after the session's count-in (or the one given)."""
+        self._require_leader(actor)
+        if self.timeline.latest.playing:
+            return []
+        bars = self.count_in_bars if count_in_bars is None else count_in_bars
+        at = self.timeline.effective_time(now_ms + rules.lead_ms, "now")
+        self.timeline = self.timeline.played(at, bars * self.timeline.latest.beats_per_bar)
+        self._changed(now_ms)
+        payload = self._transport_payload(now_ms, at)
+        payload["downbeatAt"] = self.timeline.latest.anchor_ms
+        payload["countInBars"] = bars
+        return [("play", payload)]
+
+    def pause(self, now_ms: float, actor: str) -> list[Notice]:
+        self._require_leader(actor)
+        notices = self._pause_now(now_ms)
+        if notices:
+            self._changed(now_ms)
+        return notices
+
+    def stop(self, now_ms: float, actor: str) -> list[Notice]:
+        """Pause and go back to the top of the song."""
+        self._require_leader(actor)
+        notices = self._pause_now(now_ms)
+        at = self.timeline.effective_time(now_ms, "now")
+        self.timeline = self.timeline.sought(at, 0.0)
+        notices.append(("seek", self._transport_payload(now_ms, at)))
+        self._changed(now_ms)
+        return notices
+
+    def seek(self, now_ms: float, actor: str, position_ms: float, rules: Rules) -> list[Notice]:
+        self._require_leader(actor)
+        at = self._schedule(now_ms, "now", rules)
+        self.timeline = self.timeline.sought(at, position_ms)
+        self._changed(now_ms)
+        return [("seek", self._transport_payload(now_ms, at))]
+
+    def set_message(self, now_ms: float, actor: str, text: str) -> list[Notice]:
+        self._require_leader(actor)
+        self.message = text
+        self._changed(now_ms)
+        return [("message_updated", {"sessionId": self.session_id, "message": text})]
+
+    def set_song(
+        self,
+        now_ms: float,
+        actor: str,
+        song: Song | None,
+        tempo_bpm: float | None,
+        meter: tuple[int, int] | None,
+        count_in_bars: int | None,
+        rules: Rules,
+    ) -> list[Notice]:
+        """Put a song on the stands: title/chart, and its tempo, meter and count-in if given.
+
+        Choosing a song while playing stops the transport and goes to the song's top: a new
+        song starts from its first bar.
+        """
+        self._require_leader(actor)
+        notices = self._pause_now(now_ms)
+        at = self.timeline.effective_time(now_ms, "now")
+        timeline = self.timeline.sought(at, 0.0)
+        if tempo_bpm is not None:
+            timeline = timeline.with_tempo(at, tempo_bpm)
+        if meter is not None:
+            timeline = timeline.with_meter(at, *meter)
+        self.timeline = timeline
+        if count_in_bars is not None:
+            self.count_in_bars = count_in_bars
+        self.song = song
+        self._changed(now_ms)
+        notices.append(
+            (
+                "song_changed",
+                {"sessionId": self.session_id, "song": song.to_dict() if song else None},
+            )
+        )
+        return notices
+
+    # -- wire ---------------------------------------------------------------------------------
+
+    def member_wire(self, member: Member) -> dict[str, Any]:
+        return {
+            "socketId": member.socket_id,
+            "clientId": member.client_id,
+            "displayName": member.display_name,
+            "role": self.role_of(member.client_id),
+            "joinedAt": member.joined_at,
+            "device": member.device,
+        }
+
+    def snapshot(self, now_ms: float) -> dict[str, Any]:
+        """The full public state, as the protocol's ``snapshot`` (no leader key)."""
+        latest = self.timeline.latest
+        position = self.timeline.position_at(now_ms)
+        leader = self.leader
+        bb = self.timeline.bar_beat_at(now_ms)
+        return {
+            "sessionId": self.session_id,
+            "version": self.version,
+            "tempo": latest.tempo_bpm,
+            "tempoBpm": latest.tempo_bpm,
+            "position": position,
+            "positionMs": position,
+            "isPlaying": latest.playing,
+            "leaderSocketId": leader.socket_id if leader else None,
+            "leaderClientId": self.leader_id,
+            "leaderName": self._leader_name(),
+            "protected": self.protected,
+            "message": self.message,
+            "members": [
+                self.member_wire(m)
+                for m in sorted(self.members.values(), key=lambda m: (m.joined_at, m.client_id))
+            ],
+            "serverTimestamp": now_ms,
+            "serverTime": now_ms,
+            "anchorServerTime": latest.anchor_ms,
+            "anchorPositionMs": latest.position_ms,
+            "anchorBeat": latest.beat,
+            "startServerTime": latest.start_ms,
+            "beatsPerBar": latest.beats_per_bar,
+            "beatUnit": latest.beat_unit,
+            "countInBars": self.count_in_bars,
+            "bar": bb.bar,
+            "beat": bb.beat,
+            "segments": self.timeline.to_wire(),
+            "song": self.song.to_dict() if self.song else None,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form: everything, the leader key included."""
+        return {
+            "format": FORMAT,
+            "sessionId": self.session_id,
+            "createdAt": self.created_at,
+            "segments": self.timeline.to_wire(),
+            "protected": self.protected,
+            "consoleHosted": self.console_hosted,
+            "leaderKey": self.leader_key,
+            "leaderId": self.leader_id,
+            "heldLeaderId": self.held_leader_id,
+            "vacantSince": self.vacant_since,
+            "members": [m.to_dict() for m in self.members.values()],
+            "away": {cid: a.to_dict() for cid, a in self.away.items()},
+            "message": self.message,
+            "countInBars": self.count_in_bars,
+            "song": self.song.to_dict() if self.song else None,
+            "version": self.version,
+            "lastActivity": self.last_activity,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Session:
+        if data.get("format") != FORMAT:
+            raise BandSyncError(
+                f"stored session has format {data.get('format')!r}, expected {FORMAT}",
+                ErrorCode.INTERNAL,
+            )
+        members = [Member.from_dict(m) for m in data.get("members", [])]
+        return cls(
+            session_id=str(data["sessionId"]),
+            created_at=float(data["createdAt"]),
+            timeline=Timeline.from_wire(data["segments"]),
+            protected=bool(data["protected"]),
+            console_hosted=bool(data.get("consoleHosted", False)),
+            leader_key=data.get("leaderKey"),
+            leader_id=data.get("leaderId"),
+            held_leader_id=data.get("heldLeaderId"),
+            vacant_since=data.get("vacantSince"),
+            members={m.client_id: m for m in members},
+            away={cid: AwayMember.from_dict(a) for cid, a in data.get("away", {}).items()},
+            message=str(data.get("message", "")),
+            count_in_bars=int(data.get("countInBars", 0)),
+            song=Song.from_dict(data["song"]) if data.get("song") else None,
+            version=int(data["version"]),
+            last_activity=float(data.get("lastActivity", data["createdAt"])),
+        )

@@ -1,0 +1,1 @@
+"""The sync server: aiohttp + python-socketio. Never imports Qt."""

@@ -1,0 +1,168 @@
+"""The app factory and the runner: one aiohttp application with python-socketio attached.
+
+``create_app`` builds everything from settings and keeps its parts under typed ``AppKey``s;
+background tasks are started and cancelled by ``cleanup_ctx``. ``ServerRunner`` binds it to a
+host and port (headless CLI, the console and tests all use it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from .. import __version__
+from ..config import Settings
+from ..core.clock import Clock, MonotonicClock
+from ..log import SERVER
+from . import handlers
+from .service import SessionService
+from .storage import SessionStore, create_store
+from .tasks import LoopLagMonitor, run_every, run_ticker, send_heartbeats
+from .web import add_web_routes
+
+SETTINGS = web.AppKey("settings", Settings)
+SERVICE = web.AppKey("service", SessionService)
+SIO = web.AppKey("sio", socketio.AsyncServer)
+LAG = web.AppKey("lag", LoopLagMonitor)
+STARTED_AT = web.AppKey("started_at", float)
+BAND_SESSION = web.AppKey("band_session", str)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    store: SessionStore | None = None,
+    band_session: bool = False,
+) -> web.Application:
+    """Build the server. ``band_session`` creates the console's protected session at start."""
+    clock = clock or MonotonicClock()
+    store = store or create_store(settings.redis_url)
+    cors: str | list[str] | None = list(settings.cors_origins) or None
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        cors_allowed_origins=cors,
+        max_http_buffer_size=settings.max_payload_bytes,
+        ping_interval=10,
+        ping_timeout=10,
+        logger=False,
+        engineio_logger=False,
+    )
+    service = SessionService(settings, store, clock, sio)
+    app = web.Application(client_max_size=settings.max_payload_bytes)
+    app[SETTINGS] = settings
+    app[SERVICE] = service
+    app[SIO] = sio
+    app[LAG] = LoopLagMonitor()
+    app[STARTED_AT] = time.monotonic()
+    sio.attach(app)
+    handlers.register(sio, service)
+    app.router.add_get("/health", health)
+    add_web_routes(app)
+    if band_session:
+        app[BAND_SESSION] = settings.band_session_id
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    service = app[SERVICE]
+    await service.store.start()
+    if BAND_SESSION in app:
+        await service.ensure_session(app[BAND_SESSION], console_hosted=True)
+    jobs: list[Coroutine[Any, Any, None]] = [
+        run_ticker(service, settings.tick_hz),
+        run_every(settings.housekeeping_interval_s, "housekeeping", service.housekeeping),
+        run_every(settings.sweep_interval_s, "expiry sweep", service.expire_idle),
+        run_every(settings.heartbeat_interval_s, "heartbeats", lambda: send_heartbeats(service)),
+        app[LAG].run(),
+    ]
+    tasks = [asyncio.create_task(job) for job in jobs]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await service.close()
+        await service.store.close()
+
+
+async def health(request: web.Request) -> web.Response:
+    """``GET /health``: status, store, counts, uptime, version, loop lag. No keys, ever."""
+    app = request.app
+    service = app[SERVICE]
+    store = service.store
+    body = {
+        "status": "ok",
+        "version": __version__,
+        "store": {"kind": store.kind, "state": str(store.state)},
+        "sessions": len(await store.session_ids()),
+        "playing": len(service.playing_sessions()),
+        "connections": len(service.connections),
+        "uptimeS": round(time.monotonic() - app[STARTED_AT], 3),
+        "serverTime": service.clock.now_ms(),
+        "eventLoopLag": app[LAG].summary(),
+    }
+    return web.json_response(body)
+
+
+class ServerRunner:
+    """Runs an app on a host/port inside the current event loop."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self._runner: web.AppRunner | None = None
+        self.host = ""
+        self.port = 0
+
+    @property
+    def service(self) -> SessionService:
+        return self.app[SERVICE]
+
+    @property
+    def sio(self) -> socketio.AsyncServer:
+        return self.app[SIO]
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self, host: str, port: int) -> None:
+        """Bind and serve. ``port=0`` picks a free port (see ``self.port`` after)."""
+        runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.host = host
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else port
+        SERVER.info("serving on %s:%s", host, self.port)
+
+    async def stop(self) -> None:
+        """Tell followers, close sockets, cancel tasks, close the store."""
+        if self._runner is None:
+            return
+        sio = self.sio
+        with contextlib.suppress(Exception):
+            await sio.emit("server_shutdown", {"reason": "server stopping"})
+        await sio.shutdown()
+        await self._runner.cleanup()
+        self._runner = None
+        SERVER.info("server stopped")

@@ -1,0 +1,302 @@
+"""Socket.IO event handlers: validate the payload, call the service, answer.
+
+Every handler answers through the ack (when the client asked for one) with ``{ok: true, ...}``
+or ``{ok: false, error: {code, message, event}}``; a refusal is also sent as an ``error``
+event, which is what clients written for the original server listen to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import socketio
+
+from ..core import validation
+from ..core.errors import BandSyncError, ErrorCode, SessionExists, ValidationError
+from ..core.session import Notice, Session, Song
+from ..log import SERVER
+from .service import SessionService, new_session_id, parse_join
+
+Handler = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any] | None]]
+
+#: Events that are answered but never counted against the rate limit: the clock-sync burst
+#: at join and the answers to the server's own heartbeats.
+UNLIMITED = frozenset({"heartbeat_response"})
+
+
+class _Registry:
+    def __init__(self, sio: socketio.AsyncServer, service: SessionService) -> None:
+        self.sio = sio
+        self.service = service
+
+    def on(self, name: str) -> Callable[[Handler], Handler]:
+        def decorator(fn: Handler) -> Handler:
+            async def handler(sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
+                return await self._dispatch(name, fn, sid, data)
+
+            self.sio.on(name, handler)
+            return fn
+
+        return decorator
+
+    async def _dispatch(self, name: str, fn: Handler, sid: str, data: Any) -> dict[str, Any]:
+        service = self.service
+        service.touch(sid)
+        try:
+            if name not in UNLIMITED and not service.allow(sid):
+                raise BandSyncError(
+                    "too many events: slow down (the connection is kept)",
+                    ErrorCode.RATE_LIMITED,
+                )
+            payload = validation.payload({} if data is None else data)
+            result = await fn(sid, payload)
+        except BandSyncError as exc:
+            error = exc.to_payload(name)
+            SERVER.debug("%s refused for %s: %s", name, sid, exc.message)
+            await self.sio.emit("error", error, to=sid)
+            return {"ok": False, "error": error}
+        except Exception:
+            SERVER.exception("%s failed for %s", name, sid)
+            error = BandSyncError("internal server error", ErrorCode.INTERNAL).to_payload(name)
+            await self.sio.emit("error", error, to=sid)
+            return {"ok": False, "error": error}
+        return {"ok": True, **(result or {})}
+
+
+def _session_id(payload: Mapping[str, Any]) -> str:
+    return validation.session_id(payload.get("sessionId"))
+
+
+def _version(session: Session) -> dict[str, Any]:
+    return {"sessionId": session.session_id, "version": session.version}
+
+
+def parse_song(
+    data: Any,
+) -> tuple[Song | None, float | None, tuple[int, int] | None, int | None]:
+    """A ``set_song`` song object: title and chart, with optional tempo/meter/count-in."""
+    if data is None:
+        return None, None, None, None
+    song = validation.payload(data)
+    tempo = validation.tempo(song["tempo"]) if song.get("tempo") is not None else None
+    meter = None
+    if song.get("beatsPerBar") is not None or song.get("beatUnit") is not None:
+        meter = validation.meter(song.get("beatsPerBar", 4), song.get("beatUnit", 4))
+    count_in = (
+        validation.count_in_bars(song["countInBars"])
+        if song.get("countInBars") is not None
+        else None
+    )
+    return (
+        Song(validation.title(song.get("title")), validation.chart(song.get("chart"))),
+        tempo,
+        meter,
+        count_in,
+    )
+
+
+def register(sio: socketio.AsyncServer, service: SessionService) -> None:
+    """Attach every protocol event to ``sio``."""
+    registry = _Registry(sio, service)
+    on = registry.on
+    rules = service.rules
+    clock = service.clock
+
+    async def connect(sid: str, environ: Mapping[str, Any], auth: Any = None) -> None:
+        service.connect(sid, environ.get("HTTP_USER_AGENT"))
+
+    async def disconnect(sid: str, reason: Any = None) -> None:
+        await service.disconnect(sid)
+
+    sio.on("connect", connect)
+    sio.on("disconnect", disconnect)
+
+    async def command(
+        sid: str, payload: Mapping[str, Any], action: Callable[[Session, str, float], list[Notice]]
+    ) -> dict[str, Any]:
+        session = await service.command(sid, _session_id(payload), action)
+        return _version(session)
+
+    # -- membership -------------------------------------------------------------------------
+
+    @on("join_session")
+    async def join_session(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        session_id = _session_id(payload)
+        session, _ = await service.join(sid, session_id, **parse_join(payload))
+        connection = service.connections[sid]
+        return {
+            **_version(session),
+            "clientId": connection.client_id,
+            "socketId": sid,
+            "role": session.role_of(connection.client_id or sid),
+        }
+
+    @on("create_session")
+    async def create_session(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        raw = payload.get("sessionId")
+        session_id = new_session_id() if raw is None else validation.session_id(raw)
+        if await service.store.get(session_id) is not None:
+            raise SessionExists(f"session {session_id!r} exists already")
+        session, key = await service.join(
+            sid, session_id, create_protected=True, **parse_join(payload)
+        )
+        if key is None:  # lost a race with another creator of the same id
+            raise SessionExists(f"session {session_id!r} exists already")
+        return {
+            **_version(session),
+            "leaderKey": key,
+            "clientId": service.connections[sid].client_id,
+        }
+
+    @on("leave_session")
+    async def leave_session(sid: str, payload: Mapping[str, Any]) -> None:
+        await service.leave(sid, _session_id(payload))
+
+    @on("set_role")
+    async def set_role(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        role = validation.role(payload.get("role"))
+        key = validation.leader_key(payload.get("leaderKey"))
+        session = await service.set_role(sid, _session_id(payload), role, key)
+        return _version(session)
+
+    @on("hand_over")
+    async def hand_over(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        target = payload.get("to")
+        if not isinstance(target, str) or not target:
+            raise ValidationError("to must be a member's socketId or clientId")
+        return await command(sid, payload, lambda s, a, now: s.hand_over(now, a, target))
+
+    @on("remove_member")
+    async def remove_member(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        target = payload.get("member")
+        if not isinstance(target, str) or not target:
+            raise ValidationError("member must be a socketId or clientId")
+        session_id = _session_id(payload)
+        actor = service.actor(sid, session_id)
+        await service.remove_member(session_id, actor, target)
+        return {"sessionId": session_id}
+
+    # -- transport (leader only) ------------------------------------------------------------
+
+    @on("set_tempo")
+    async def set_tempo(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        bpm = validation.tempo(payload.get("tempo", payload.get("tempoBpm")))
+        boundary = validation.quantize(payload.get("quantize"), "beat")
+        return await command(
+            sid, payload, lambda s, a, now: s.set_tempo(now, a, bpm, boundary, rules)
+        )
+
+    @on("set_meter")
+    async def set_meter(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        beats, unit = validation.meter(payload.get("beatsPerBar"), payload.get("beatUnit", 4))
+        boundary = validation.quantize(payload.get("quantize"), "bar")
+        return await command(
+            sid, payload, lambda s, a, now: s.set_meter(now, a, beats, unit, boundary, rules)
+        )
+
+    @on("set_count_in")
+    async def set_count_in(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        bars = validation.count_in_bars(payload.get("bars", payload.get("countInBars")))
+        return await command(sid, payload, lambda s, a, now: s.set_count_in(now, a, bars))
+
+    @on("play")
+    async def play(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        raw = payload.get("countInBars")
+        bars = None if raw is None else validation.count_in_bars(raw)
+        return await command(sid, payload, lambda s, a, now: s.play(now, a, rules, bars))
+
+    @on("pause")
+    async def pause(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        return await command(sid, payload, lambda s, a, now: s.pause(now, a))
+
+    @on("stop")
+    async def stop(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        return await command(sid, payload, lambda s, a, now: s.stop(now, a))
+
+    @on("seek")
+    async def seek(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        position = validation.position(payload.get("position", payload.get("positionMs")))
+        return await command(sid, payload, lambda s, a, now: s.seek(now, a, position, rules))
+
+    @on("update_message")
+    async def update_message(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        if "message" not in payload:
+            raise ValidationError("message is required", ErrorCode.INVALID_MESSAGE)
+        text = validation.message(payload.get("message"))
+        return await command(sid, payload, lambda s, a, now: s.set_message(now, a, text))
+
+    @on("set_song")
+    async def set_song(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        song, tempo, meter, count_in = parse_song(payload.get("song"))
+        return await command(
+            sid,
+            payload,
+            lambda s, a, now: s.set_song(now, a, song, tempo, meter, count_in, rules),
+        )
+
+    # -- time and health --------------------------------------------------------------------
+
+    @on("sync_request")
+    async def sync_request(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        session_id = _session_id(payload)
+        session = service.sessions.get(session_id) or await service.get_session(session_id)
+        response = service.sync_response(session)
+        await sio.emit("sync_response", response, to=sid)
+        return response
+
+    @on("latency_probe")
+    async def latency_probe(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        timestamp = payload.get("timestamp")
+        if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
+            raise ValidationError("timestamp must be a number")
+        response = {"clientTimestamp": timestamp, "serverTimestamp": clock.now_ms()}
+        await sio.emit("latency_response", response, to=sid)
+        return response
+
+    @on("clock_sync")
+    async def clock_sync(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        t1 = clock.now_ms()
+        t0 = payload.get("t0")
+        if isinstance(t0, bool) or not isinstance(t0, int | float):
+            raise ValidationError("t0 must be a number")
+        response = {"t0": t0, "t1": t1, "t2": clock.now_ms()}
+        await sio.emit("clock_sync", response, to=sid)
+        return response
+
+    @on("heartbeat")
+    async def heartbeat(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        response = {"timestamp": payload.get("timestamp"), "serverTimestamp": clock.now_ms()}
+        await sio.emit("heartbeat_response", response, to=sid)
+        return response
+
+    @on("heartbeat_response")
+    async def heartbeat_response(sid: str, payload: Mapping[str, Any]) -> None:
+        """A client's answer to the server's ``heartbeat``: one RTT sample."""
+        sent = payload.get("timestamp")
+        connection = service.connections.get(sid)
+        if connection is None or isinstance(sent, bool) or not isinstance(sent, int | float):
+            return
+        rtt = clock.now_ms() - float(sent)
+        if 0 <= rtt < 60_000:
+            connection.link.add_rtt(rtt)
+
+    @on("sync_report")
+    async def sync_report(sid: str, payload: Mapping[str, Any]) -> None:
+        """A timeline client reports its clock-sync quality (shown in the console)."""
+        connection = service.connections.get(sid)
+        if connection is None:
+            return
+        values = {}
+        for field in ("rttMs", "offsetMs", "uncertaintyMs"):
+            raw = payload.get(field)
+            if raw is not None:
+                values[field] = validation.finite(raw, field)
+        if "rttMs" in values:
+            connection.link.add_rtt(values["rttMs"])
+        if "uncertaintyMs" in values:
+            connection.link.uncertainty_ms = values["uncertaintyMs"]
+        if "offsetMs" in values:
+            connection.link.offset_ms = values["offsetMs"]
+        if connection.session_id is not None:
+            service.notify_health(connection)

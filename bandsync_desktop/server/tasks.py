@@ -1,0 +1,98 @@
+"""The server's background tasks: one ticker for all sessions, upkeep, heartbeats, loop lag.
+
+Each is a plain coroutine that runs until cancelled; ``app.create_app`` starts and cancels
+them through aiohttp's ``cleanup_ctx``, so none is left without an owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections import deque
+
+from ..log import SERVER
+from .service import SessionService, tick_room
+
+
+async def run_ticker(service: SessionService, tick_hz: float) -> None:
+    """``scroll_tick`` to legacy followers of every playing session, on a fixed grid.
+
+    Positions come from the timeline at the instant of sending, so a late wake-up makes a
+    tick late, never wrong; a missed tick is skipped, never made up.
+    """
+    loop = asyncio.get_running_loop()
+    interval = 1.0 / tick_hz
+    deadline = loop.time()
+    clock = service.clock
+    while True:
+        deadline += interval
+        delay = deadline - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            deadline = loop.time()  # fell behind: skip, never burst to catch up
+        now = clock.now_ms()
+        for session in service.playing_sessions():
+            if not session.members:
+                continue
+            timeline = session.timeline
+            segment = timeline.segment_at(now)
+            payload = {
+                "sessionId": session.session_id,
+                "positionMs": timeline.position_at(now),
+                "tempoBpm": segment.tempo_bpm,
+                "isPlaying": segment.playing,
+                "beat": segment.beat_at(now),
+                "serverTimestamp": now,
+            }
+            try:
+                await service.emitter.emit(
+                    "scroll_tick", payload, room=tick_room(session.session_id)
+                )
+            except Exception:
+                SERVER.exception("tick to %s failed", session.session_id)
+
+
+async def run_every(interval_s: float, name: str, job: object) -> None:
+    """Run ``await job()`` every ``interval_s``; a failing run is logged, not fatal."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await job()  # type: ignore[operator]
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            SERVER.exception("%s failed", name)
+
+
+async def send_heartbeats(service: SessionService) -> None:
+    """One ``heartbeat`` per session room; answers give each member's RTT."""
+    payload = {"timestamp": service.clock.now_ms()}
+    for session_id in list(service.sessions):
+        await service.emitter.emit("heartbeat", payload, room=session_id)
+
+
+class LoopLagMonitor:
+    """Measures how late the event loop wakes a 100 ms sleeper: the loop's responsiveness."""
+
+    def __init__(self, interval_s: float = 0.1, window: int = 600) -> None:
+        self.interval_s = interval_s
+        self.samples: deque[float] = deque(maxlen=window)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(self.interval_s)
+            self.samples.append(max(0.0, (loop.time() - start - self.interval_s) * 1000.0))
+
+    def summary(self) -> dict[str, float | None]:
+        if not self.samples:
+            return {"p50Ms": None, "p99Ms": None, "maxMs": None}
+        ordered = sorted(self.samples)
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+        return {
+            "p50Ms": round(statistics.median(ordered), 3),
+            "p99Ms": round(p99, 3),
+            "maxMs": round(ordered[-1], 3),
+        }

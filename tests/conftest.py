@@ -1,0 +1,64 @@
+"""Shared fixtures: a real server on a free loopback port and real socket.io clients."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest_asyncio
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from bandsync_desktop.config import Settings
+from bandsync_desktop.server.app import ServerRunner, create_app
+
+from .helpers.clients import Recorder
+from .helpers.logfail import fail_on_warning_log  # noqa: F401
+
+ServerFactory = Callable[..., Awaitable[ServerRunner]]
+
+
+@pytest_asyncio.fixture
+async def start_server() -> AsyncIterator[ServerFactory]:
+    """Start servers with custom settings/clock/store: ``await start_server(**overrides)``."""
+    runners: list[ServerRunner] = []
+
+    async def start(
+        *, clock: Any = None, store: Any = None, band_session: bool = False, **overrides: Any
+    ) -> ServerRunner:
+        settings = Settings(host="127.0.0.1", port=0).with_overrides(overrides)
+        app = create_app(settings, clock=clock, store=store, band_session=band_session)
+        runner = ServerRunner(app)
+        await runner.start("127.0.0.1", 0)
+        runners.append(runner)
+        return runner
+
+    yield start
+    for runner in reversed(runners):
+        await runner.stop()
+
+
+@pytest_asyncio.fixture
+async def server(start_server: ServerFactory) -> ServerRunner:
+    """A server with default settings."""
+    return await start_server()
+
+
+ClientFactory = Callable[..., Awaitable[Recorder]]
+
+
+@pytest_asyncio.fixture
+async def make_client(server: ServerRunner) -> AsyncIterator[ClientFactory]:
+    """Connected recording clients: ``await make_client("name")`` (or ``url=`` another)."""
+    clients: list[Recorder] = []
+
+    async def make(name: str = "client", *, url: str | None = None, **options: Any) -> Recorder:
+        client = Recorder(url or server.url, name, **options)
+        await client.connect()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()

@@ -1,0 +1,98 @@
+"""Real socket.io clients that record what they receive, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import socketio
+
+EVENTS = (
+    "snapshot",
+    "scroll_tick",
+    "error",
+    "play",
+    "pause",
+    "seek",
+    "role_changed",
+    "user_joined",
+    "user_left",
+    "room_stats",
+    "tempo_changed",
+    "meter_changed",
+    "message_updated",
+    "song_changed",
+    "sync_response",
+    "latency_response",
+    "clock_sync",
+    "heartbeat",
+    "heartbeat_response",
+    "removed",
+    "session_expired",
+    "server_shutdown",
+)
+
+
+class Recorder:
+    """A connected ``socketio.AsyncClient`` that keeps every event it receives, with the
+    local monotonic arrival time, and can wait for the next one of a kind."""
+
+    def __init__(self, url: str, name: str = "client", **client_options: Any) -> None:
+        self.url = url
+        self.name = name
+        self.sio = socketio.AsyncClient(**client_options)
+        self.events: dict[str, list[tuple[float, Any]]] = defaultdict(list)
+        self._waiters: dict[str, list[asyncio.Future[Any]]] = defaultdict(list)
+        for event in EVENTS:
+            self.sio.on(event, self._recorder(event))
+
+    def _recorder(self, event: str) -> Callable[..., None]:
+        def record(data: Any = None, *_: Any) -> None:
+            self.events[event].append((time.monotonic(), data))
+            waiters, self._waiters[event] = self._waiters[event], []
+            for future in waiters:
+                if not future.done():
+                    future.set_result(data)
+
+        return record
+
+    async def connect(self, **kwargs: Any) -> Recorder:
+        kwargs.setdefault("transports", ["websocket"])
+        await self.sio.connect(self.url, **kwargs)
+        return self
+
+    @property
+    def sid(self) -> str:
+        assert self.sio.sid is not None
+        return self.sio.sid
+
+    def next(self, event: str) -> asyncio.Future[Any]:
+        """A future for the next ``event`` (create it *before* sending what causes it)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters[event].append(future)
+        return future
+
+    async def wait_for(self, event: str, timeout: float = 5.0) -> Any:
+        return await asyncio.wait_for(self.next(event), timeout)
+
+    def last(self, event: str) -> Any:
+        return self.events[event][-1][1] if self.events[event] else None
+
+    def payloads(self, event: str) -> list[Any]:
+        return [data for _, data in self.events[event]]
+
+    def clear(self) -> None:
+        self.events.clear()
+
+    async def call(self, event: str, data: Any = None, timeout: float = 5.0) -> Any:
+        return await self.sio.call(event, data, timeout=timeout)
+
+    async def emit(self, event: str, data: Any = None) -> None:
+        await self.sio.emit(event, data)
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
