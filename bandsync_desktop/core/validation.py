@@ -27,7 +27,7 @@ TITLE_MAX: Final = 120
 CHART_MAX: Final = 20_000
 POSITION_MAX_MS: Final = 24 * 3600 * 1000.0  # a day of song is more than any set
 
-_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 Role = Literal["leader", "follower"]
 Quantize = Literal["now", "beat", "bar"]
@@ -55,7 +55,7 @@ def finite(value: Any, field: str) -> float:
 
 
 def _identifier(value: Any, field: str, code: ErrorCode) -> str:
-    if not isinstance(value, str) or not _ID_RE.match(value):
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         raise ValidationError(
             f"{field} must be 1-64 characters of letters, digits and _ . : -", code
         )
