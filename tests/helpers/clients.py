@@ -66,8 +66,9 @@ class Recorder:
 
     @property
     def sid(self) -> str:
-        assert self.sio.sid is not None
-        return self.sio.sid
+        sid = self.sio.get_sid("/")  # the Socket.IO sid the server sees (not Engine.IO's)
+        assert sid is not None
+        return sid
 
     def next(self, event: str) -> asyncio.Future[Any]:
         """A future for the next ``event`` (create it *before* sending what causes it)."""
