@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from aiohttp import web
@@ -21,17 +21,23 @@ from ..config import Settings
 from ..core.clock import Clock, MonotonicClock
 from ..log import SERVER
 from . import handlers
+from .fanout import TickFanout
 from .service import SessionService
 from .storage import SessionStore, create_store
 from .tasks import LoopLagMonitor, run_every, run_ticker, send_heartbeats
 from .web import add_web_routes
 
+if TYPE_CHECKING:
+    from .storage.cluster import Cluster
+
 SETTINGS = web.AppKey("settings", Settings)
 SERVICE = web.AppKey("service", SessionService)
 SIO = web.AppKey("sio", socketio.AsyncServer)
+FANOUT = web.AppKey("fanout", TickFanout)
 LAG = web.AppKey("lag", LoopLagMonitor)
 STARTED_AT = web.AppKey("started_at", float)
 BAND_SESSION = web.AppKey("band_session", str)
+CLUSTER: web.AppKey[Cluster] = web.AppKey("cluster")
 
 
 def create_app(
@@ -43,10 +49,12 @@ def create_app(
 ) -> web.Application:
     """Build the server. ``band_session`` creates the console's protected session at start."""
     clock = clock or MonotonicClock()
-    store = store or create_store(settings.redis_url)
+    store = store or create_store(settings.redis_url, ttl_s=settings.idle_expiry_s)
+    cluster = _cluster_for(store, settings, clock)
     cors: str | list[str] | None = list(settings.cors_origins) or None
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
+        client_manager=cluster.manager if cluster is not None else None,
         cors_allowed_origins=cors,
         max_http_buffer_size=settings.max_payload_bytes,
         ping_interval=10,
@@ -56,9 +64,16 @@ def create_app(
     )
     service = SessionService(settings, store, clock, sio)
     app = web.Application(client_max_size=settings.max_payload_bytes)
+    if cluster is not None:
+        cluster.install(sio)
+        cluster.attach(service)
+        app[CLUSTER] = cluster
     app[SETTINGS] = settings
     app[SERVICE] = service
     app[SIO] = sio
+    # Websockets without permessage-deflate, ticks framed once per room (see fanout.py).
+    app[FANOUT] = TickFanout(sio)
+    app[FANOUT].install()
     app[LAG] = LoopLagMonitor()
     app[STARTED_AT] = time.monotonic()
     sio.attach(app)
@@ -71,19 +86,38 @@ def create_app(
     return app
 
 
+def _cluster_for(store: SessionStore, settings: Settings, clock: Clock) -> Cluster | None:
+    """With a Redis store: this node's place among the nodes sharing that Redis."""
+    if store.kind != "redis":
+        return None
+    from .storage.cluster import Cluster  # imported lazily: memory mode needs no redis client
+    from .storage.resilient import ResilientStore
+
+    return Cluster(store, settings, clock) if isinstance(store, ResilientStore) else None
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     service = app[SERVICE]
     await service.store.start()
+    cluster = app.get(CLUSTER)
+    if cluster is not None:
+        await cluster.start(service)  # members of this node's previous life become away
     if BAND_SESSION in app:
         await service.ensure_session(app[BAND_SESSION], console_hosted=True)
     jobs: list[Coroutine[Any, Any, None]] = [
-        run_ticker(service, settings.tick_hz),
+        run_ticker(service, settings.tick_hz, app[FANOUT]),
         run_every(settings.housekeeping_interval_s, "housekeeping", service.housekeeping),
         run_every(settings.sweep_interval_s, "expiry sweep", service.expire_idle),
-        run_every(settings.heartbeat_interval_s, "heartbeats", lambda: send_heartbeats(service)),
+        run_every(
+            settings.heartbeat_interval_s,
+            "heartbeats",
+            lambda: send_heartbeats(service, app[FANOUT]),
+        ),
         app[LAG].run(),
     ]
+    if cluster is not None:
+        jobs.append(cluster.run(service))
     tasks = [asyncio.create_task(job) for job in jobs]
     try:
         yield
@@ -94,6 +128,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await service.close()
+        if cluster is not None:
+            await cluster.close()
         await service.store.close()
 
 
@@ -106,6 +142,7 @@ async def health(request: web.Request) -> web.Response:
         "status": "ok",
         "version": __version__,
         "store": {"kind": store.kind, "state": str(store.state)},
+        "node": app[CLUSTER].node_id if CLUSTER in app else None,
         "sessions": len(await store.session_ids()),
         "playing": len(service.playing_sessions()),
         "connections": len(service.connections),
@@ -162,6 +199,8 @@ class ServerRunner:
         sio = self.sio
         with contextlib.suppress(Exception):
             await sio.emit("server_shutdown", {"reason": "server stopping"})
+        if CLUSTER in self.app:  # members become away; with Redis the band plays on
+            await self.app[CLUSTER].release(self.service)
         await sio.shutdown()
         await self._runner.cleanup()
         self._runner = None
