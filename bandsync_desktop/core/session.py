@@ -412,6 +412,21 @@ class Session:
         earliest = min(self.members.values(), key=lambda m: (m.joined_at, m.client_id))
         return self._set_leader(earliest.client_id, "elected")
 
+    def housekeeping_due(self, now_ms: float, rules: Rules) -> bool:
+        """Whether ``housekeeping`` would change anything now (cheap; no copy needed)."""
+        if (
+            self.vacant_since is not None
+            and self.leader_id is None
+            and now_ms - self.vacant_since >= rules.leader_grace_ms
+        ):
+            if self.console_hosted:
+                return True
+            if self.protected:
+                return self.held_leader_id is not None
+            if self.members:
+                return True
+        return any(now_ms - a.left_at >= rules.member_memory_ms for a in self.away.values())
+
     def housekeeping(self, now_ms: float, rules: Rules) -> list[Notice]:
         """Periodic upkeep: elect a leader once the grace period is over, forget old members."""
         notices = self._elect_if_due(now_ms, rules.leader_grace_ms)

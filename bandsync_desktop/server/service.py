@@ -462,7 +462,7 @@ class SessionService:
         """Elect leaders whose grace ran out; forget members gone too long."""
         now = self.clock.now_ms()
         for session_id, cached in list(self.sessions.items()):
-            if cached.vacant_since is None and not cached.away:
+            if not cached.housekeeping_due(now, self.rules):
                 continue
             try:
                 session, notices = await self._update(

@@ -364,3 +364,29 @@ def test_stored_form_round_trips():
     again = Session.from_dict(s.to_dict())
     assert again.to_dict() == s.to_dict()
     assert again.timeline == s.timeline
+
+
+def test_housekeeping_due_matches_what_housekeeping_does():
+    s = open_session()
+    join(s, "a", role="leader")
+    s.leave(T0 + 1, "a", disconnected=True)
+    # an empty open session: nothing to elect, nothing due (the seat stays held)
+    assert not s.housekeeping_due(T0 + 20_000, RULES)
+    assert s.housekeeping(T0 + 20_000, RULES) == []
+    join(s, "b", T0 + 20_001)
+    assert s.housekeeping_due(T0 + 20_002, RULES)
+    assert s.housekeeping(T0 + 20_002, RULES)
+    assert s.leader_id == "b"
+    assert not s.housekeeping_due(T0 + 20_003, RULES)
+    assert s.housekeeping_due(T0 + 1 + RULES.member_memory_ms, RULES)  # forget "a"
+    s.housekeeping(T0 + 1 + RULES.member_memory_ms, RULES)
+    assert not s.housekeeping_due(T0 + 2 + RULES.member_memory_ms, RULES)
+
+    p = Session.create("p", T0, protected=True)
+    join(p, "a", role="leader", key=p.leader_key)
+    p.leave(T0 + 1, "a", disconnected=True)
+    assert not p.housekeeping_due(T0 + 5_000, RULES)
+    assert p.housekeeping_due(T0 + 10_001, RULES)
+    p.housekeeping(T0 + 10_001, RULES)
+    assert p.held_leader_id is None
+    assert not p.housekeeping_due(T0 + 10_002, RULES)
