@@ -6,8 +6,9 @@ Redis switches the store to an *outage*: one WARNING is logged, every session is
 the last state this node knew, accepted changes are applied to that copy and remembered as
 dirty, and a background task retries with backoff. When Redis answers again, each dirty
 session is written back *by version* (only if Redis does not hold the same or a newer version),
-so every command accepted during the outage is in Redis afterwards; then the store is healthy
-again and says so with one INFO line.
+so every command accepted during the outage is in Redis afterwards (and a Redis that restarted
+empty gets back every session this node knew); then the store is healthy again and says so
+with one INFO line.
 
 The store also listens to the change channel: when another node writes a session this node
 holds, listeners (the service's cache of what its ticker reads) get the new state.
@@ -283,6 +284,11 @@ class ResilientStore:
                     )
             if self._cache.get(session_id) is session:
                 self._dirty.discard(session_id)  # unless it changed again meanwhile
+        for session_id, session in list(self._cache.items()):
+            # A Redis that restarted without persistence lost even the sessions nobody changed
+            # during the outage: put back what this node knows (never over a newer version).
+            if session_id not in self._dirty and await self.redis.put_if_newer(session):
+                written += 1
         return written, kept
 
     async def _refresh_cached(self) -> None:
