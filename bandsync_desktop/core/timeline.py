@@ -212,27 +212,37 @@ class Timeline:
             return segment, segment.position_ms, segment.beat
         return segment, segment.position_at(t_ms), _snap(segment.beat_at(t_ms))
 
+    def _reanchored(
+        self,
+        at_ms: float,
+        segment: Segment,
+        position_ms: float,
+        beat: float,
+        anchor_ms: float | None = None,
+        **changes: Any,
+    ) -> Timeline:
+        """Append ``segment`` re-anchored at ``at_ms`` (or ``anchor_ms``) with ``changes``."""
+        return self._append(
+            replace(
+                segment,
+                start_ms=at_ms,
+                anchor_ms=at_ms if anchor_ms is None else anchor_ms,
+                position_ms=position_ms,
+                beat=beat,
+                **changes,
+            )
+        )
+
     def with_tempo(self, at_ms: float, tempo_bpm: float) -> Timeline:
         """Change tempo at ``at_ms``, keeping position and beat phase continuous."""
         segment, position, beat = self._state_at(at_ms)
+        anchor = None
         if segment.playing and at_ms < segment.anchor_ms:
             # A tempo change during a count-in keeps the downbeat's beat number but moves the
             # downbeat so that the remaining count-in beats run at the new tempo.
             remaining_beats = (segment.anchor_ms - at_ms) / segment.beat_ms
             anchor = at_ms + remaining_beats * MS_PER_MINUTE / tempo_bpm
-            return self._append(
-                replace(segment, start_ms=at_ms, anchor_ms=anchor, tempo_bpm=tempo_bpm)
-            )
-        return self._append(
-            replace(
-                segment,
-                start_ms=at_ms,
-                anchor_ms=at_ms,
-                position_ms=position,
-                beat=beat,
-                tempo_bpm=tempo_bpm,
-            )
-        )
+        return self._reanchored(at_ms, segment, position, beat, anchor, tempo_bpm=tempo_bpm)
 
     def played(self, at_ms: float, count_in_beats: int = 0) -> Timeline:
         """Start playing at ``at_ms``, after ``count_in_beats`` beats of count-in."""
@@ -240,32 +250,14 @@ class Timeline:
         if segment.playing:
             return self
         anchor = at_ms + count_in_beats * segment.beat_ms
-        return self._append(
-            replace(
-                segment,
-                start_ms=at_ms,
-                anchor_ms=anchor,
-                position_ms=position,
-                beat=beat,
-                playing=True,
-            )
-        )
+        return self._reanchored(at_ms, segment, position, beat, anchor, playing=True)
 
     def paused(self, at_ms: float) -> Timeline:
         """Stop at ``at_ms`` where the transport is then (a count-in is abandoned)."""
         segment, position, beat = self._state_at(at_ms)
         if not segment.playing:
             return self
-        return self._append(
-            replace(
-                segment,
-                start_ms=at_ms,
-                anchor_ms=at_ms,
-                position_ms=position,
-                beat=beat,
-                playing=False,
-            )
-        )
+        return self._reanchored(at_ms, segment, position, beat, playing=False)
 
     def sought(self, at_ms: float, position_ms: float) -> Timeline:
         """Jump to ``position_ms`` at ``at_ms``; playing or paused as before.
@@ -274,27 +266,21 @@ class Timeline:
         the natural reading when a song keeps one tempo.
         """
         segment, _, _ = self._state_at(at_ms)
-        beat = _snap(position_ms / segment.beat_ms)
-        return self._append(
-            replace(segment, start_ms=at_ms, anchor_ms=at_ms, position_ms=position_ms, beat=beat)
-        )
+        return self._reanchored(at_ms, segment, position_ms, _snap(position_ms / segment.beat_ms))
 
     def with_meter(self, at_ms: float, beats_per_bar: int, beat_unit: int) -> Timeline:
         """Change meter at ``at_ms``; bars stay continuous (beats are renumbered)."""
         segment, position, beat = self._state_at(at_ms)
-        bars = beat / segment.beats_per_bar
-        new_beat = _snap(bars * beats_per_bar)
-        anchor = segment.anchor_ms if segment.playing and at_ms < segment.anchor_ms else at_ms
-        return self._append(
-            replace(
-                segment,
-                start_ms=at_ms,
-                anchor_ms=anchor,
-                position_ms=position,
-                beat=new_beat,
-                beats_per_bar=beats_per_bar,
-                beat_unit=beat_unit,
-            )
+        new_beat = _snap(beat / segment.beats_per_bar * beats_per_bar)
+        in_count_in = segment.playing and at_ms < segment.anchor_ms
+        return self._reanchored(
+            at_ms,
+            segment,
+            position,
+            new_beat,
+            segment.anchor_ms if in_count_in else None,
+            beats_per_bar=beats_per_bar,
+            beat_unit=beat_unit,
         )
 
     # -- wire -------------------------------------------------------------------------------
