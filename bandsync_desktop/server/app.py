@@ -202,6 +202,8 @@ class ServerRunner:
         if CLUSTER in self.app:  # members become away; with Redis the band plays on
             await self.app[CLUSTER].release(self.service)
         await sio.shutdown()
+        if sio.eio.sockets:  # close the websockets, else cleanup waits for them (60 s)
+            await sio.eio.disconnect()
         await self._runner.cleanup()
         self._runner = None
         SERVER.info("server stopped")

@@ -1,0 +1,512 @@
+"""The one seam between the console's widgets and the in-process server.
+
+Widgets call the bridge's methods (commands in) and listen to its Qt signals (state out).
+The bridge owns the server's lifetime (``ServerRunner``) and sends every command through
+``ConsoleFacade``, which runs the same core rules a phone's socket event goes through. No
+widget touches handlers, the service or storage.
+
+Publications of the server reach the bridge in-process (``SessionService.add_listener``).
+They can come in bursts (200 phones joining, health reports every few seconds per phone), so
+the bridge only marks things dirty there and a timer publishes coalesced updates: a slot never
+does heavy work, and the window never redraws a table 200 times in a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QNetworkInterface
+
+from ..config import Settings
+from ..core.errors import BandSyncError
+from ..core.health import classify
+from ..core.session import CONSOLE, CONSOLE_NAME, Session
+from ..log import GUI
+from ..server.app import LAG, ServerRunner, create_app
+from ..server.console import ConsoleFacade, SongSpec
+from ..server.storage import StoreState
+
+TEMPO_MIN = 20.0
+TEMPO_MAX = 280.0
+MEMBERS_REFRESH_MS = 250  # coalesced member-table updates at most this often
+STATUS_REFRESH_MS = 1000  # connection panel figures (lag, counts, "last seen" ages)
+
+STORE_TEXT = {
+    StoreState.MEMORY: "in memory",
+    StoreState.REDIS: "Redis",
+    StoreState.REDIS_UNREACHABLE: "Redis unreachable — serving from memory",
+}
+
+
+class PortInUse(Exception):
+    """The port is taken. ``suggestion`` is the next free port, if one was found."""
+
+    def __init__(self, host: str, port: int, suggestion: int | None) -> None:
+        offer = f"; port {suggestion} is free" if suggestion else ""
+        super().__init__(f"port {port} on {host or '0.0.0.0'} is already in use{offer}")
+        self.host = host
+        self.port = port
+        self.suggestion = suggestion
+
+
+class StartupError(Exception):
+    """The server cannot start with these settings (an invalid Redis URL, say)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRow:
+    """One line of the member table."""
+
+    client_id: str
+    socket_id: str
+    name: str
+    role: str
+    device: str
+    rtt_ms: float | None
+    uncertainty_ms: float | None
+    seen_ago_s: float | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatus:
+    """What the connection panel shows."""
+
+    state: str
+    running: bool
+    host: str
+    port: int
+    urls: tuple[str, ...]
+    leader_key: str | None
+    leader_name: str | None
+    store: str
+    followers: int
+    connections: int
+    lag_p50_ms: float | None
+    lag_p99_ms: float | None
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True if ``host:port`` can be bound now (checked by binding, then releasing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host or "0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def next_free_port(host: str, port: int, tries: int = 50) -> int | None:
+    """The first free port after ``port`` (at most ``tries`` looked at)."""
+    for candidate in range(port + 1, min(port + 1 + tries, 65536)):
+        if port_is_free(host, candidate):
+            return candidate
+    return None
+
+
+def lan_addresses(host: str) -> list[str]:
+    """Addresses phones can reach: every non-loopback IPv4 address, or the bound host."""
+    if host not in ("", "0.0.0.0"):
+        return [host]
+    found: list[str] = []
+    for address in QNetworkInterface.allAddresses():
+        if address.protocol() != QAbstractSocket.NetworkLayerProtocol.IPv4Protocol:
+            continue
+        if address.isLoopback() or address == QHostAddress(QHostAddress.SpecialAddress.Any):
+            continue
+        text = address.toString()
+        if text not in found:
+            found.append(text)
+    return found or ["127.0.0.1"]
+
+
+class Bridge(QObject):
+    """The console's facade over the server: commands in, Qt signals out.
+
+    Signals:
+        session_changed(object): the band session (a ``core.session.Session``) after a change.
+        members_changed(object): the member table as a ``list[MemberRow]`` (coalesced).
+        status_changed(object): a ``ServerStatus`` for the connection panel.
+        event_logged(str, str): a level (``info``/``warning``/``error``) and a log line.
+        command_failed(str): a refused or failed command, in words for the leader.
+        server_state_changed(bool): the server started (True) or stopped (False).
+    """
+
+    session_changed = Signal(object)
+    members_changed = Signal(object)
+    status_changed = Signal(object)
+    event_logged = Signal(str, str)
+    command_failed = Signal(str)
+    server_state_changed = Signal(bool)
+
+    def __init__(self, settings: Settings, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.session_id = settings.band_session_id
+        self.runner: ServerRunner | None = None
+        self.console: ConsoleFacade | None = None
+        self._state = "stopped"
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._urls: tuple[str, ...] = ()
+        self._members_dirty = False
+        self._requested_tempo: float | None = None
+        self._tempo_task: asyncio.Task[Any] | None = None
+        self._members_timer = QTimer(self)
+        self._members_timer.setInterval(MEMBERS_REFRESH_MS)
+        self._members_timer.timeout.connect(self._flush_members)
+        self._status_timer = QTimer(self)
+        self._status_timer.setInterval(STATUS_REFRESH_MS)
+        self._status_timer.timeout.connect(self._on_status_timer)
+
+    # -- server lifetime ------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.runner is not None
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    async def start(self, host: str | None = None, port: int | None = None) -> None:
+        """Start the server and the band session.
+
+        Raises:
+            PortInUse: the port is taken (with the next free one, if any).
+            StartupError: the settings are unusable (an invalid Redis URL, say).
+        """
+        if self.runner is not None:
+            return
+        host = self.settings.host if host is None else host
+        port = self.settings.port if port is None else port
+        self._set_state("starting")
+        try:
+            app = create_app(self.settings, band_session=True)
+        except ValueError as exc:
+            self._set_state("failed")
+            raise StartupError(str(exc)) from exc
+        runner = ServerRunner(app)
+        try:
+            await runner.start(host, port)
+        except OSError as exc:
+            self._set_state("failed")
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES) or not port_is_free(host, port):
+                raise PortInUse(host, port, next_free_port(host, port)) from exc
+            raise StartupError(f"cannot listen on {host}:{port}: {exc}") from exc
+        self.runner = runner
+        self.console = ConsoleFacade(runner.service, self.session_id)
+        runner.service.add_listener(self._on_publication)
+        self._urls = tuple(
+            f"http://{address}:{runner.port}/s/{self.session_id}" for address in lan_addresses(host)
+        )
+        self._set_state(f"running on port {runner.port}")
+        self._log("info", f"Server started on {host or '0.0.0.0'}:{runner.port}")
+        self._members_timer.start()
+        self._status_timer.start()
+        self.server_state_changed.emit(True)
+        self._members_dirty = True
+        self._flush_members()
+        session = self.session
+        if session is not None:
+            self.session_changed.emit(session)
+
+    async def stop(self) -> None:
+        """Stop the server: phones are told, sockets closed, tasks cancelled, store closed."""
+        runner = self.runner
+        if runner is None:
+            return
+        self._set_state("stopping")
+        if self._tasks:
+            # Commands already accepted finish first: nothing accepted is lost.
+            await asyncio.wait(list(self._tasks), timeout=2.0)
+        for task in list(self._tasks):
+            task.cancel()
+        runner.service.remove_listener(self._on_publication)
+        self._members_timer.stop()
+        self._status_timer.stop()
+        await runner.stop()
+        self.runner = None
+        self.console = None
+        self._set_state("stopped")
+        self._log("info", "Server stopped")
+        self.server_state_changed.emit(False)
+        self.members_changed.emit([])
+
+    # -- reading state (cheap, no I/O) ----------------------------------------------------
+
+    @property
+    def session(self) -> Session | None:
+        """The band session as this node last wrote or read it."""
+        return self.console.session if self.console is not None else None
+
+    def now_ms(self) -> float | None:
+        """Server time, or ``None`` when the server is not running."""
+        return self.runner.service.clock.now_ms() if self.runner is not None else None
+
+    def status(self) -> ServerStatus:
+        runner = self.runner
+        session = self.session
+        if runner is None:
+            return ServerStatus(
+                self._state,
+                False,
+                self.settings.host,
+                self.settings.port,
+                (),
+                None,
+                None,
+                "—",
+                0,
+                0,
+                None,
+                None,
+            )
+        lag = runner.app[LAG].summary()
+        store = runner.service.store
+        leader_name = None
+        if session is not None:
+            leader = session.leader
+            leader_name = (
+                CONSOLE_NAME
+                if session.leader_id == CONSOLE
+                else leader.display_name
+                if leader
+                else None
+            )
+        return ServerStatus(
+            state=self._state,
+            running=True,
+            host=runner.host,
+            port=runner.port,
+            urls=self._urls,
+            leader_key=session.leader_key if session else None,
+            leader_name=leader_name,
+            store=STORE_TEXT.get(store.state, str(store.state)),
+            followers=len(session.members) if session else 0,
+            connections=len(runner.service.connections),
+            lag_p50_ms=lag["p50Ms"],
+            lag_p99_ms=lag["p99Ms"],
+        )
+
+    def member_rows(self) -> list[MemberRow]:
+        """The member table now, in joining order."""
+        runner = self.runner
+        session = self.session
+        if runner is None or session is None:
+            return []
+        now = runner.service.clock.now_ms()
+        rows = []
+        for member in sorted(session.members.values(), key=lambda m: (m.joined_at, m.client_id)):
+            connection = runner.service.connections.get(member.socket_id)
+            link = connection.link if connection is not None else None
+            rtt = link.rtt_ms if link else None
+            uncertainty = link.uncertainty_ms if link else None
+            seen = (now - link.last_seen) / 1000.0 if link and link.last_seen else None
+            rows.append(
+                MemberRow(
+                    client_id=member.client_id,
+                    socket_id=member.socket_id,
+                    name=member.display_name,
+                    role=session.role_of(member.client_id),
+                    device=member.device or "",
+                    rtt_ms=rtt,
+                    uncertainty_ms=uncertainty,
+                    seen_ago_s=seen,
+                    status=classify(rtt, uncertainty, (seen or 0.0) * 1000.0) if link else "poor",
+                )
+            )
+        return rows
+
+    # -- commands (slots for widgets) ------------------------------------------------------
+
+    def set_tempo(self, bpm: float) -> asyncio.Task[Any] | None:
+        self._requested_tempo = bpm
+        task = self._submit("set tempo", lambda c: c.set_tempo(bpm))
+        self._tempo_task = task
+        return task
+
+    def nudge_tempo(self, delta: float) -> asyncio.Task[Any] | None:
+        """Tempo plus ``delta`` BPM, from the last requested tempo while one is in flight."""
+        base = self.current_tempo()
+        if base is None:
+            return self._fail("the server is not running")
+        return self.set_tempo(max(TEMPO_MIN, min(TEMPO_MAX, round(base + delta, 1))))
+
+    def current_tempo(self) -> float | None:
+        if self._tempo_task is not None and not self._tempo_task.done():
+            return self._requested_tempo
+        session = self.session
+        return session.timeline.latest.tempo_bpm if session is not None else None
+
+    def play(self) -> asyncio.Task[Any] | None:
+        return self._submit("play", lambda c: c.play())
+
+    def pause(self) -> asyncio.Task[Any] | None:
+        return self._submit("pause", lambda c: c.pause())
+
+    def toggle_play(self) -> asyncio.Task[Any] | None:
+        session = self.session
+        if session is not None and session.timeline.latest.playing:
+            return self.pause()
+        return self.play()
+
+    def stop_transport(self) -> asyncio.Task[Any] | None:
+        return self._submit("stop", lambda c: c.stop())
+
+    def seek(self, position_ms: float) -> asyncio.Task[Any] | None:
+        return self._submit("seek", lambda c: c.seek(position_ms))
+
+    def set_meter(self, beats_per_bar: int, beat_unit: int) -> asyncio.Task[Any] | None:
+        return self._submit("set meter", lambda c: c.set_meter(beats_per_bar, beat_unit))
+
+    def set_count_in(self, bars: int) -> asyncio.Task[Any] | None:
+        return self._submit("set count-in", lambda c: c.set_count_in(bars))
+
+    def set_song(self, spec: SongSpec | None) -> asyncio.Task[Any] | None:
+        return self._submit("choose song", lambda c: c.set_song(spec))
+
+    def hand_over(self, member: str) -> asyncio.Task[Any] | None:
+        return self._submit("make leader", lambda c: c.hand_over(member))
+
+    def take_lead(self) -> asyncio.Task[Any] | None:
+        return self._submit("take the lead", lambda c: c.take_lead())
+
+    def remove_member(self, member: str) -> asyncio.Task[Any] | None:
+        return self._submit("remove member", lambda c: c.remove(member))
+
+    def _submit(self, what: str, make: Any) -> asyncio.Task[Any] | None:
+        console = self.console
+        if console is None:
+            return self._fail(f"cannot {what}: the server is not running")
+        coro: Coroutine[Any, Any, Any] = make(console)
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._on_command_done(what, t))
+        return task
+
+    def _on_command_done(self, what: str, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if isinstance(exc, BandSyncError):
+            GUI.info("refused: %s: %s", what, exc)
+            self._fail(f"Cannot {what}: {exc}")
+        else:
+            GUI.error("%s failed", what, exc_info=exc)
+            self._fail(f"{what} failed: {exc}")
+
+    def _fail(self, message: str) -> None:
+        self.command_failed.emit(message)
+        self._log("error", message)
+        return None
+
+    # -- publications from the server -----------------------------------------------------
+
+    def _on_publication(self, event: str, session_id: str, payload: Mapping[str, Any]) -> None:
+        if session_id != self.session_id:
+            if event == "session_created":
+                self._log("info", f"Session {session_id!r} created by a phone")
+            elif event == "session_expired":
+                self._log("info", f"Session {session_id!r} expired")
+            return
+        if event == "snapshot":
+            self._members_dirty = True
+            session = self.session
+            if session is not None:
+                self.session_changed.emit(session)
+        elif event == "health":
+            self._members_dirty = True
+        elif event in ("user_joined", "user_left", "role_changed", "room_stats"):
+            self._members_dirty = True
+            line = _describe(event, payload)
+            if line:
+                self._log("info", line)
+        else:
+            line = _describe(event, payload)
+            if line:
+                self._log("info", line)
+
+    def _flush_members(self) -> None:
+        if not self._members_dirty:
+            return
+        self._members_dirty = False
+        self.members_changed.emit(self.member_rows())
+
+    def _on_status_timer(self) -> None:
+        # "Last seen" ages move with time even when nothing is published.
+        self._members_dirty = True
+        self.status_changed.emit(self.status())
+
+    def _set_state(self, state: str) -> None:
+        self._state = state
+        self.status_changed.emit(self.status())
+
+    def _log(self, level: str, text: str) -> None:
+        self.event_logged.emit(level, text)
+
+    async def shutdown(self) -> None:
+        """Stop the server if it runs (idempotent); for the end of the program."""
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.stop()
+
+
+def _describe(event: str, payload: Mapping[str, Any]) -> str | None:
+    """A log line for a publication of the band session, or ``None`` for the quiet ones."""
+    if event == "user_joined":
+        member = payload.get("member") or {}
+        return f"{member.get('displayName', '?')} joined"
+    if event == "user_left":
+        return f"{payload.get('displayName', '?')} left"
+    if event == "role_changed":
+        name = payload.get("leaderName") or "nobody"
+        reason = str(payload.get("reason", "")).replace("_", " ")
+        return f"Leader is now {name} ({reason})"
+    if event == "play":
+        bars = payload.get("countInBars") or 0
+        return f"Play{f' after {bars} bar count-in' if bars else ''}"
+    if event == "pause":
+        return f"Pause at {format_position(float(payload.get('positionMs', 0.0)))}"
+    if event == "seek":
+        return f"Seek to {format_position(float(payload.get('positionMs', 0.0)))}"
+    if event == "tempo_changed":
+        return f"Tempo {float(payload.get('tempoBpm', 0.0)):g} BPM"
+    if event == "meter_changed":
+        return f"Meter {payload.get('beatsPerBar')}/{payload.get('beatUnit')}"
+    if event == "song_changed":
+        song = payload.get("song") or {}
+        return f"Song: {song.get('title', '(none)')}"
+    if event == "message_updated":
+        return "Message updated"
+    if event == "session_expired":
+        return "Session expired"
+    return None
+
+
+def format_position(ms: float) -> str:
+    """``mm:ss.t`` of a song position."""
+    tenths = int(max(0.0, ms) // 100)
+    minutes, rest = divmod(tenths, 600)
+    return f"{minutes:02d}:{rest // 10:02d}.{rest % 10}"
+
+
+__all__ = [
+    "Bridge",
+    "MemberRow",
+    "PortInUse",
+    "ServerStatus",
+    "SongSpec",
+    "StartupError",
+    "format_position",
+    "lan_addresses",
+    "next_free_port",
+]

@@ -1,0 +1,222 @@
+"""The live member table: name, role, device, RTT, clock uncertainty, last seen, health."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.health import THRESHOLDS_TEXT
+from . import theme
+from .bridge import Bridge, MemberRow
+
+COLUMNS = ("Health", "Name", "Role", "Device", "RTT", "± Clock", "Last seen")
+HEALTH_TIP = "Link health\n" + THRESHOLDS_TEXT
+ModelIndex = QModelIndex | QPersistentModelIndex
+
+_DEVICES = (
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("Macintosh", "Mac"),
+    ("CrOS", "Chromebook"),
+    ("Linux", "Linux"),
+)
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+)
+
+
+def short_device(user_agent: str) -> str:
+    """A readable device from a user agent: "iPhone · Safari", or the agent's start."""
+    if not user_agent:
+        return "—"
+    device = next((name for key, name in _DEVICES if key in user_agent), "")
+    browser = next((name for key, name in _BROWSERS if key in user_agent), "")
+    if device or browser:
+        return " · ".join(part for part in (device, browser) if part)
+    first = re.split(r"\s+", user_agent.strip())[0]
+    return first[:32]
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 2:
+        return "now"
+    if seconds < 120:
+        return f"{seconds:.0f} s ago"
+    return f"{seconds / 60:.0f} min ago"
+
+
+class MembersModel(QAbstractTableModel):
+    """Rows of ``MemberRow``; updated in place when the same members are there."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[MemberRow] = []
+
+    def set_rows(self, rows: list[MemberRow]) -> None:
+        same = [r.client_id for r in rows] == [r.client_id for r in self.rows]
+        if same:
+            self.rows = rows
+            if rows:
+                self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(COLUMNS) - 1))
+            return
+        self.beginResetModel()
+        self.rows = rows
+        self.endResetModel()
+
+    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        if role == Qt.ItemDataRole.ToolTipRole and section == 0:
+            return HEALTH_TIP
+        return None
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row = self.rows[index.row()]
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (
+                f"● {row.status}",
+                row.name,
+                "★ leader" if row.role == "leader" else "follower",
+                short_device(row.device),
+                _ms(row.rtt_ms),
+                _ms(row.uncertainty_ms),
+                _ago(row.seen_ago_s),
+            )[column]
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if column == 0:
+                return theme.health_colour(row.status)
+            if column == 2 and row.role == "leader":
+                return theme.health_colour("fair")
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column == 0:
+                return HEALTH_TIP
+            if column == 3:
+                return row.device or None
+        if role == Qt.ItemDataRole.UserRole:
+            return row.client_id
+        return None
+
+
+class MembersPanel(QGroupBox):
+    """The member table and its actions: make leader, remove, take the lead back."""
+
+    def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
+        super().__init__("MEMBERS", parent)
+        self._bridge = bridge
+        self.model = MembersModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.setToolTip("")
+        self.count_label = QLabel("nobody yet — phones join\nwith the URL or QR code")
+        self.count_label.setObjectName("muted")
+
+        self.leader_button = QPushButton("★ Make leader")
+        self.leader_button.setToolTip("Hand the lead to the selected member")
+        self.leader_button.clicked.connect(self._on_make_leader_clicked)
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setToolTip("Remove the selected member from the session")
+        self.remove_button.clicked.connect(self._on_remove_clicked)
+        self.take_button = QPushButton("Take the lead back")
+        self.take_button.setToolTip("The console leads again")
+        self.take_button.clicked.connect(self._bridge.take_lead)
+        for button in (self.leader_button, self.remove_button, self.take_button):
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
+        self.count_label.setWordWrap(True)
+        actions = QHBoxLayout()
+        actions.addWidget(self.count_label, 1)
+        actions.addWidget(self.leader_button)
+        actions.addWidget(self.remove_button)
+        actions.addWidget(self.take_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        layout.addLayout(actions)
+        self.table.selectionModel().selectionChanged.connect(self._update_buttons)
+        self._update_buttons()
+
+    def set_rows(self, rows: list[MemberRow]) -> None:
+        selected = self.selected_member()
+        self.model.set_rows(rows)
+        if selected is not None:
+            self.select_member(selected)
+        count = len(rows)
+        self.count_label.setText(
+            f"{count} member{'s' if count != 1 else ''}"
+            if count
+            else "nobody yet — phones join\nwith the URL or QR code"
+        )
+        self._update_buttons()
+
+    def selected_member(self) -> str | None:
+        indexes = self.table.selectionModel().selectedRows()
+        if not indexes:
+            return None
+        return self.model.rows[indexes[0].row()].client_id
+
+    def select_member(self, client_id: str) -> bool:
+        for number, row in enumerate(self.model.rows):
+            if row.client_id == client_id:
+                self.table.selectRow(number)
+                return True
+        self.table.clearSelection()
+        return False
+
+    def _update_buttons(self, *_: object) -> None:
+        has = self.selected_member() is not None
+        self.leader_button.setEnabled(has)
+        self.remove_button.setEnabled(has)
+
+    def _on_make_leader_clicked(self) -> None:
+        member = self.selected_member()
+        if member is not None:
+            self._bridge.hand_over(member)
+
+    def _on_remove_clicked(self) -> None:
+        member = self.selected_member()
+        if member is not None:
+            self._bridge.remove_member(member)

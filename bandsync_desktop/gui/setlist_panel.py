@@ -1,0 +1,334 @@
+"""The set list: songs with tempo, meter, count-in and chart; choosing one sets them for
+everyone. Sets are saved per set as JSON in the user's data directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.errors import ValidationError
+from ..core.session import Session
+from .bridge import Bridge
+from .setlist import SetLibrary, SetList, SetListError, SetSong, read_set_file, write_set_file
+
+DEFAULT_SET = "My set"
+
+
+class SongDialog(QDialog):
+    """Add or edit a song; OK only with a valid song (the same rules as a phone's)."""
+
+    def __init__(self, song: SetSong | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Song")
+        song = song or SetSong(title="")
+        self.title = QLineEdit(song.title)
+        self.tempo = QSpinBox()
+        self.tempo.setRange(20, 280)
+        self.tempo.setValue(round(song.tempo_bpm))
+        self.beats = QSpinBox()
+        self.beats.setRange(1, 16)
+        self.beats.setValue(song.beats_per_bar)
+        self.unit = QComboBox()
+        for unit in (2, 4, 8, 16):
+            self.unit.addItem(str(unit), unit)
+        self.unit.setCurrentIndex(max(0, self.unit.findData(song.beat_unit)))
+        self.count_in = QSpinBox()
+        self.count_in.setRange(0, 4)
+        self.count_in.setValue(song.count_in_bars)
+        self.chart = QPlainTextEdit(song.chart)
+        self.chart.setPlaceholderText("Chords and lyrics, e.g.\n[Verse]\nC  G  Am  F")
+        self.error = QLabel("")
+        self.error.setStyleSheet("color: #ff5c5c;")
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        meter = QHBoxLayout()
+        meter.addWidget(self.beats)
+        meter.addWidget(QLabel("/"))
+        meter.addWidget(self.unit)
+        form = QFormLayout()
+        form.addRow("Title", self.title)
+        form.addRow("Tempo (BPM)", self.tempo)
+        form.addRow("Meter", meter)
+        form.addRow("Count-in (bars)", self.count_in)
+        form.addRow("Chart", self.chart)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        layout.addWidget(buttons)
+        self.resize(520, 520)
+
+    def song(self) -> SetSong:
+        """The song as entered (raises ``ValidationError`` if it is not valid)."""
+        return SetSong(
+            title=self.title.text(),
+            tempo_bpm=float(self.tempo.value()),
+            beats_per_bar=self.beats.value(),
+            beat_unit=int(self.unit.currentData()),
+            count_in_bars=self.count_in.value(),
+            chart=self.chart.toPlainText(),
+        ).validated()
+
+    def accept(self) -> None:
+        try:
+            self.song()
+        except ValidationError as exc:
+            self.error.setText(str(exc))
+            return
+        super().accept()
+
+
+class SetListPanel(QGroupBox):
+    """Songs of the current set, their editing, and the chart on the stands.
+
+    Signals:
+        problem(str): something the leader should read (a file that could not be imported).
+    """
+
+    problem = Signal(str)
+
+    def __init__(self, bridge: Bridge, library: SetLibrary, parent: QWidget | None = None) -> None:
+        super().__init__("SET LIST", parent)
+        self._bridge = bridge
+        self.library = library
+        self.setlist = SetList(DEFAULT_SET)
+
+        self.set_combo = QComboBox()
+        self.set_combo.setToolTip("Saved sets")
+        self.set_combo.activated.connect(self._on_set_chosen)
+        self.new_set_button = QPushButton("New set")
+        self.new_set_button.clicked.connect(self._on_new_set_clicked)
+        self.songs = QListWidget()
+        self.songs.setToolTip("Double-click (or Enter) to put a song on the stands; PgUp/PgDn")
+        self.songs.itemActivated.connect(lambda _item: self.load_current())
+
+        self.add_button = QPushButton("Add")
+        self.edit_button = QPushButton("Edit")
+        self.up_button = QPushButton("↑")
+        self.down_button = QPushButton("↓")
+        self.delete_button = QPushButton("Delete")
+        self.load_button = QPushButton("▶ Load song")
+        self.import_button = QPushButton("Import…")
+        self.export_button = QPushButton("Export…")
+        self.add_button.clicked.connect(self._on_add_clicked)
+        self.edit_button.clicked.connect(self._on_edit_clicked)
+        self.up_button.clicked.connect(lambda: self._move(-1))
+        self.down_button.clicked.connect(lambda: self._move(+1))
+        self.delete_button.clicked.connect(self._on_delete_clicked)
+        self.load_button.clicked.connect(self.load_current)
+        self.import_button.clicked.connect(self._on_import_clicked)
+        self.export_button.clicked.connect(self._on_export_clicked)
+        for button in (
+            self.new_set_button,
+            self.add_button,
+            self.edit_button,
+            self.up_button,
+            self.down_button,
+            self.delete_button,
+            self.load_button,
+            self.import_button,
+            self.export_button,
+        ):
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
+        self.song_title = QLabel("no song on the stands")
+        self.song_title.setObjectName("songtitle")
+        self.chart_view = QPlainTextEdit()
+        self.chart_view.setReadOnly(True)
+        self.chart_view.setPlaceholderText("The chart of the chosen song shows here.")
+        self.chart_view.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
+        top = QHBoxLayout()
+        top.addWidget(self.set_combo, 1)
+        top.addWidget(self.new_set_button)
+        edit = QHBoxLayout()
+        for button in (
+            self.add_button,
+            self.edit_button,
+            self.up_button,
+            self.down_button,
+            self.delete_button,
+        ):
+            edit.addWidget(button)
+        files = QHBoxLayout()
+        files.addWidget(self.load_button, 1)
+        files.addWidget(self.import_button)
+        files.addWidget(self.export_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.songs, 2)
+        layout.addLayout(edit)
+        layout.addLayout(files)
+        layout.addWidget(self.song_title)
+        layout.addWidget(self.chart_view, 2)
+
+    # -- sets -----------------------------------------------------------------------------
+
+    def open_set(self, name: str) -> None:
+        try:
+            self.setlist = self.library.load(name)
+        except SetListError as exc:
+            self.problem.emit(str(exc))
+            self.setlist = SetList(name)
+        self._refresh_sets()
+        self._refresh_songs()
+
+    def _refresh_sets(self) -> None:
+        names = self.library.names()
+        if self.setlist.name not in names:
+            names.append(self.setlist.name)
+        self.set_combo.blockSignals(True)
+        self.set_combo.clear()
+        self.set_combo.addItems(sorted(names, key=str.casefold))
+        self.set_combo.setCurrentText(self.setlist.name)
+        self.set_combo.blockSignals(False)
+
+    def _refresh_songs(self, select: int | None = None) -> None:
+        current = self.songs.currentRow() if select is None else select
+        self.songs.clear()
+        for number, song in enumerate(self.setlist.songs, start=1):
+            text = (
+                f"{number}. {song.title}   {song.tempo_bpm:g} BPM · {song.meter_text}"
+                f" · {song.count_in_bars} bar count-in"
+            )
+            item = QListWidgetItem(text)
+            item.setToolTip(song.chart[:400] or "(no chart)")
+            self.songs.addItem(item)
+        if self.setlist.songs:
+            self.songs.setCurrentRow(max(0, min(current, len(self.setlist.songs) - 1)))
+
+    def _save(self) -> None:
+        try:
+            self.library.save(self.setlist)
+        except OSError as exc:
+            self.problem.emit(f"Cannot save the set {self.setlist.name!r}: {exc}")
+
+    def _on_set_chosen(self, index: int) -> None:
+        self.open_set(self.set_combo.itemText(index))
+
+    def _on_new_set_clicked(self) -> None:
+        name, ok = QInputDialog.getText(self, "New set", "Name of the set:")
+        if ok and name.strip():
+            self.setlist = SetList(name.strip())
+            self._save()
+            self._refresh_sets()
+            self._refresh_songs()
+
+    # -- songs ----------------------------------------------------------------------------
+
+    def add_song(self, song: SetSong) -> None:
+        self.setlist.songs.append(song.validated())
+        self._save()
+        self._refresh_songs(select=len(self.setlist.songs) - 1)
+
+    def _on_add_clicked(self) -> None:
+        dialog = SongDialog(parent=self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.add_song(dialog.song())
+
+    def _on_edit_clicked(self) -> None:
+        row = self.songs.currentRow()
+        if row < 0:
+            return
+        dialog = SongDialog(self.setlist.songs[row], parent=self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.setlist.replace_song(row, dialog.song())
+            self._save()
+            self._refresh_songs(select=row)
+
+    def _move(self, offset: int) -> None:
+        row = self.songs.currentRow()
+        if row < 0:
+            return
+        new_row = self.setlist.move(row, offset)
+        if new_row != row:
+            self._save()
+            self._refresh_songs(select=new_row)
+
+    def _on_delete_clicked(self) -> None:
+        row = self.songs.currentRow()
+        if row < 0:
+            return
+        del self.setlist.songs[row]
+        self._save()
+        self._refresh_songs(select=max(0, row - 1))
+
+    def load_current(self) -> None:
+        """Put the selected song on the stands: tempo, meter, count-in and chart for all."""
+        row = self.songs.currentRow()
+        if 0 <= row < len(self.setlist.songs):
+            self._bridge.set_song(self.setlist.songs[row].spec())
+
+    def step(self, offset: int) -> None:
+        """Previous (-1) or next (+1) song, put on the stands at once (PgUp/PgDn)."""
+        if not self.setlist.songs:
+            return
+        row = self.songs.currentRow()
+        target = 0 if row < 0 else max(0, min(len(self.setlist.songs) - 1, row + offset))
+        self.songs.setCurrentRow(target)
+        self.load_current()
+
+    # -- import / export ------------------------------------------------------------------
+
+    def import_file(self, path: Path) -> None:
+        """Import a set from JSON; a bad file is refused whole and changes nothing."""
+        try:
+            imported = read_set_file(path)
+        except SetListError as exc:
+            self.problem.emit(f"Cannot import {path.name}: {exc}")
+            return
+        self.setlist = imported
+        self._save()
+        self._refresh_sets()
+        self._refresh_songs(select=0)
+
+    def export_file(self, path: Path) -> None:
+        try:
+            write_set_file(self.setlist, path)
+        except OSError as exc:
+            self.problem.emit(f"Cannot export to {path}: {exc}")
+
+    def _on_import_clicked(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Import a set", "", "Set lists (*.json)")
+        if name:
+            self.import_file(Path(name))
+
+    def _on_export_clicked(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(
+            self, "Export the set", f"{self.setlist.name}.json", "Set lists (*.json)"
+        )
+        if name:
+            self.export_file(Path(name))
+
+    # -- the session ----------------------------------------------------------------------
+
+    def show_session(self, session: Session) -> None:
+        song = session.song
+        title = song.title if song else "no song on the stands"
+        if self.song_title.text() != title:
+            self.song_title.setText(title)
+        chart = song.chart if song else ""
+        if self.chart_view.toPlainText() != chart:
+            self.chart_view.setPlainText(chart)

@@ -1,0 +1,138 @@
+"""The console's commands as plain typed methods (no Qt).
+
+Each method validates its arguments with the same ``core.validation`` functions a socket
+event goes through and runs the same ``Session`` rule through
+``SessionService.console_command``, with the console's authority. So the console and the
+phones obey one rule set, and every change is published to the phones exactly as a socket
+command would be. Bad input raises a ``BandSyncError`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core import validation
+from ..core.session import CONSOLE, Session, Song
+from ..core.timeline import Boundary
+from .service import SessionService
+
+
+@dataclass(frozen=True, slots=True)
+class SongSpec:
+    """A song as the console puts it on the stands: title, chart, tempo, meter, count-in."""
+
+    title: str
+    chart: str = ""
+    tempo_bpm: float | None = None
+    beats_per_bar: int | None = None
+    beat_unit: int | None = None
+    count_in_bars: int | None = None
+
+
+class ConsoleFacade:
+    """Leader commands of the console on one session.
+
+    Args:
+        service: the server's session service.
+        session_id: the session the console leads (the band session).
+    """
+
+    def __init__(self, service: SessionService, session_id: str) -> None:
+        self.service = service
+        self.session_id = session_id
+
+    @property
+    def session(self) -> Session | None:
+        """The last state of the session this node wrote or read (no I/O)."""
+        return self.service.sessions.get(self.session_id)
+
+    async def set_tempo(self, bpm: float, boundary: Boundary = "beat") -> Session:
+        """Change the tempo (20-280 BPM), on the next beat while playing."""
+        tempo = validation.tempo(bpm)
+        rules = self.service.rules
+        return await self.service.console_command(
+            self.session_id, lambda s, a, now: s.set_tempo(now, a, tempo, boundary, rules)
+        )
+
+    async def set_meter(
+        self, beats_per_bar: int, beat_unit: int, boundary: Boundary = "bar"
+    ) -> Session:
+        """Change the meter, on the next bar while playing."""
+        beats, unit = validation.meter(beats_per_bar, beat_unit)
+        rules = self.service.rules
+        return await self.service.console_command(
+            self.session_id, lambda s, a, now: s.set_meter(now, a, beats, unit, boundary, rules)
+        )
+
+    async def set_count_in(self, bars: int) -> Session:
+        """Count-in length in bars (0-4) for the next play."""
+        count = validation.count_in_bars(bars)
+        return await self.service.console_command(
+            self.session_id, lambda s, a, now: s.set_count_in(now, a, count)
+        )
+
+    async def play(self) -> Session:
+        """Start after the session's count-in."""
+        rules = self.service.rules
+        return await self.service.console_command(
+            self.session_id, lambda s, a, now: s.play(now, a, rules)
+        )
+
+    async def pause(self) -> Session:
+        return await self.service.console_command(
+            self.session_id, lambda s, a, now: s.pause(now, a)
+        )
+
+    async def stop(self) -> Session:
+        """Pause and go back to the top."""
+        return await self.service.console_command(self.session_id, lambda s, a, now: s.stop(now, a))
+
+    async def seek(self, position_ms: float) -> Session:
+        position = validation.position(position_ms)
+        rules = self.service.rules
+        return await self.service.console_command(
+            self.session_id, lambda s, a, now: s.seek(now, a, position, rules)
+        )
+
+    async def set_message(self, text: str) -> Session:
+        message = validation.message(text)
+        return await self.service.console_command(
+            self.session_id, lambda s, a, now: s.set_message(now, a, message)
+        )
+
+    async def set_song(self, spec: SongSpec | None) -> Session:
+        """Put a song on the stands (or clear it): title, chart, tempo, meter, count-in."""
+        rules = self.service.rules
+        if spec is None:
+            return await self.service.console_command(
+                self.session_id,
+                lambda s, a, now: s.set_song(now, a, None, None, None, None, rules),
+            )
+        song = Song(validation.title(spec.title), validation.chart(spec.chart))
+        tempo = None if spec.tempo_bpm is None else validation.tempo(spec.tempo_bpm)
+        meter = (
+            None
+            if spec.beats_per_bar is None
+            else validation.meter(spec.beats_per_bar, spec.beat_unit or 4)
+        )
+        count_in = (
+            None if spec.count_in_bars is None else validation.count_in_bars(spec.count_in_bars)
+        )
+        return await self.service.console_command(
+            self.session_id,
+            lambda s, a, now: s.set_song(now, a, song, tempo, meter, count_in, rules),
+        )
+
+    async def hand_over(self, target: str) -> Session:
+        """Pass the lead to a member (client or socket id), or back to the console."""
+        return await self.service.console_command(
+            self.session_id, lambda s, a, now: s.hand_over(now, a, target)
+        )
+
+    async def take_lead(self) -> Session:
+        """Take the lead back to the console."""
+        return await self.hand_over(CONSOLE)
+
+    async def remove(self, target: str) -> None:
+        """Remove a member; their phone is told and leaves the room."""
+        await self.service.remove_member(self.session_id, CONSOLE, target)

@@ -1,0 +1,115 @@
+"""The qasync loop for GUI tests, and a console with a real server on loopback.
+
+pytest-qt has no qasync support of its own. Tests stay synchronous: the ``qloop`` fixture
+builds ``QEventLoop(qapp, already_running=True)`` and ``run`` drives a coroutine on it with
+``ensure_future`` + ``qtbot.waitUntil(fut.done)``, so Qt events and asyncio callbacks are
+processed together while the test waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import qasync
+from pytestqt.qtbot import QtBot
+
+from bandsync_desktop.config import Settings
+from bandsync_desktop.core.clock import ManualClock
+from bandsync_desktop.gui.bridge import Bridge
+from bandsync_desktop.gui.main_window import MainWindow
+from bandsync_desktop.gui.setlist import SetLibrary
+from bandsync_desktop.gui.theme import STYLESHEET
+from bandsync_desktop.gui.user_settings import UserSettings
+
+from ..helpers.clients import Recorder
+
+T = TypeVar("T")
+Run = Callable[..., Any]
+
+
+@pytest.fixture
+def qloop(qapp: Any) -> Iterator[qasync.QEventLoop]:
+    """A qasync loop on the Qt event loop pytest-qt already runs."""
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in leftovers:
+            task.cancel()
+        asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def run(qloop: qasync.QEventLoop, qtbot: QtBot) -> Run:
+    """``run(coroutine, timeout=10)``: drive it on the qasync loop and return its result."""
+
+    def run_(awaitable: Awaitable[T], timeout: float = 10.0) -> T:
+        future = asyncio.ensure_future(awaitable, loop=qloop)
+        qtbot.waitUntil(future.done, timeout=int(timeout * 1000))
+        return future.result()
+
+    return run_
+
+
+@pytest.fixture
+def tap_clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def console(
+    qapp: Any, qtbot: QtBot, run: Run, tmp_path: Path, tap_clock: ManualClock
+) -> Iterator[MainWindow]:
+    """The main window with its server running on a free loopback port."""
+    qapp.setStyleSheet(STYLESHEET)
+    settings = Settings(host="127.0.0.1", port=0)
+    bridge = Bridge(settings)
+    window = MainWindow(
+        bridge,
+        UserSettings(tmp_path / "config" / "settings.json"),
+        SetLibrary(tmp_path / "sets"),
+        interactive=False,
+        clock=tap_clock,
+    )
+    # Not qtbot.addWidget: pytest-qt would close the window before this fixture stops the
+    # server; here the server stops first, as it does when the leader closes the window.
+    assert run(window.start_server())
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        yield window
+    finally:
+        run(bridge.stop())
+        window.close()
+        window.deleteLater()
+
+
+@pytest.fixture
+def followers(console: MainWindow, run: Run) -> Iterator[Callable[..., Recorder]]:
+    """``followers(name, timeline=False)``: a real socket.io client joined to the band."""
+    made: list[Recorder] = []
+    runner = console.bridge.runner
+    assert runner is not None
+    url = f"http://127.0.0.1:{runner.port}"
+
+    def make(name: str = "Ana", *, join: bool = True, timeline: bool = False) -> Recorder:
+        client = Recorder(url, name, reconnection=False)
+        run(client.connect())
+        made.append(client)
+        if join:
+            payload: dict[str, Any] = {"sessionId": "band", "displayName": name}
+            if timeline:
+                payload["capabilities"] = ["timeline"]
+            answer = run(client.call("join_session", payload))
+            assert answer["ok"] is True, answer
+        return client
+
+    yield make
+    for client in made:
+        run(client.close())
