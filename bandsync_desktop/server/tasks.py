@@ -11,14 +11,18 @@ import statistics
 from collections import deque
 
 from ..log import SERVER
+from .fanout import TickFanout
 from .service import SessionService, tick_room
 
 
-async def run_ticker(service: SessionService, tick_hz: float) -> None:
+async def run_ticker(
+    service: SessionService, tick_hz: float, fanout: TickFanout | None = None
+) -> None:
     """``scroll_tick`` to legacy followers of every playing session, on a fixed grid.
 
     Positions come from the timeline at the instant of sending, so a late wake-up makes a
-    tick late, never wrong; a missed tick is skipped, never made up.
+    tick late, never wrong; a missed tick is skipped, never made up. With a ``fanout``, each
+    session's tick is encoded and framed once and written to its members in one pass.
     """
     loop = asyncio.get_running_loop()
     interval = 1.0 / tick_hz
@@ -46,9 +50,12 @@ async def run_ticker(service: SessionService, tick_hz: float) -> None:
                 "serverTimestamp": now,
             }
             try:
-                await service.emitter.emit(
-                    "scroll_tick", payload, room=tick_room(session.session_id)
-                )
+                if fanout is not None:
+                    await fanout.emit("scroll_tick", payload, tick_room(session.session_id))
+                else:
+                    await service.emitter.emit(
+                        "scroll_tick", payload, room=tick_room(session.session_id)
+                    )
             except Exception:
                 SERVER.exception("tick to %s failed", session.session_id)
 
@@ -65,11 +72,14 @@ async def run_every(interval_s: float, name: str, job: object) -> None:
             SERVER.exception("%s failed", name)
 
 
-async def send_heartbeats(service: SessionService) -> None:
+async def send_heartbeats(service: SessionService, fanout: TickFanout | None = None) -> None:
     """One ``heartbeat`` per session room; answers give each member's RTT."""
     payload = {"timestamp": service.clock.now_ms()}
     for session_id in list(service.sessions):
-        await service.emitter.emit("heartbeat", payload, room=session_id)
+        if fanout is not None:
+            await fanout.emit("heartbeat", payload, session_id)
+        else:
+            await service.emitter.emit("heartbeat", payload, room=session_id)
 
 
 class LoopLagMonitor:
