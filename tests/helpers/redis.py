@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -116,3 +119,80 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+class ServerProcess:
+    """``python -m bandsync_desktop --headless`` on a fixed port with a Redis URL."""
+
+    def __init__(self, port: int, redis_url: str, *extra: str) -> None:
+        self.port = port
+        self.redis_url = redis_url
+        self.extra = extra
+        self.process: subprocess.Popen[str] | None = None
+        self.started_at = 0.0
+        self.stderr = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        """Launch (not waiting: ``started_at`` is the instant of the launch)."""
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("BANDSYNC_REDIS_URL", None)
+        self.started_at = time.monotonic()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bandsync_desktop",
+                "--headless",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--redis-url",
+                self.redis_url,
+                *self.extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        return self
+
+    async def ready(self, timeout: float = 15.0) -> None:
+        """Wait until the port accepts connections."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.finish()}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.005)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+
+    def signal(self, sig: int) -> str:
+        """Send ``sig`` and wait for the process to end; returns its stderr."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.finish()
+
+    def finish(self) -> str:
+        if self.process is None:
+            return self.stderr
+        try:
+            _, err = self.process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, err = self.process.communicate()
+        self.stderr += err or ""
+        self.process = None
+        return self.stderr

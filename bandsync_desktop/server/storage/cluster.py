@@ -34,6 +34,7 @@ from ...config import Settings
 from ...core.clock import Clock
 from ...core.session import Notice, Session
 from ...log import STORAGE
+from .redis import one_retry
 from .resilient import BACKOFF_S, UNREACHABLE, ResilientStore
 
 if TYPE_CHECKING:
@@ -112,7 +113,10 @@ class BandRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         try:
             if self._publisher is None:
                 self._publisher = aioredis.Redis.from_url(
-                    self.redis_url, socket_timeout=1.0, socket_connect_timeout=0.5
+                    self.redis_url,
+                    socket_timeout=1.0,
+                    socket_connect_timeout=0.5,
+                    retry=one_retry(),
                 )
             await self._publisher.publish(self.channel, self.json.dumps(data))
         except UNREACHABLE as exc:

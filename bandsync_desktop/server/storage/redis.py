@@ -25,6 +25,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar
 
 from redis import asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ...core.errors import SessionNotFound, VersionConflict
 from ...core.session import Session
@@ -60,6 +63,12 @@ redis.call('SADD', KEYS[2], ARGV[5])
 redis.call('PUBLISH', ARGV[6], ARGV[5] .. ' ' .. ARGV[2] .. '\\n' .. ARGV[3])
 return 'ok'
 """
+
+
+def one_retry() -> Retry:
+    """Retry a command once, at once, on a broken connection: a pooled connection to a Redis
+    that restarted fails once even though Redis is back. A down Redis fails again in ~1 ms."""
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 
 def encode(session: Session) -> str:
@@ -110,6 +119,7 @@ class RedisStore:
             socket_timeout=timeout_s,
             socket_connect_timeout=min(timeout_s, 0.5),
             health_check_interval=0,
+            retry=one_retry(),
         )
         self._cas = self.client.register_script(_CAS)
         self._put_if_newer = self.client.register_script(_PUT_IF_NEWER)

@@ -236,6 +236,9 @@ class ResilientStore:
             await asyncio.sleep(self.backoff_s[min(attempt, len(self.backoff_s) - 1)])
             attempt += 1
             try:
+                # Pooled connections to the Redis that went away are dead sockets: drop them
+                # all, or each would fail once more after Redis is back.
+                await self.redis.client.connection_pool.disconnect()
                 await self.redis.ping()
                 written, kept = await self._write_back()
             except UNREACHABLE as exc:

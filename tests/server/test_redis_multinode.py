@@ -1,0 +1,107 @@
+"""Two server processes on one Redis: a leader on node A drives followers on node B.
+
+Room broadcasts cross nodes through Redis pub/sub; session state lives only in Redis (node B
+learns every change, its ticker included); ticks are computed by each node for its own
+followers from the shared timeline — no tick traffic between nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from typing import Any
+
+import pytest
+
+from tests.helpers.clients import Recorder
+from tests.helpers.redis import RedisServer, ServerProcess, free_port, redis_server  # noqa: F401
+
+pytestmark = [pytest.mark.redis, pytest.mark.asyncio, pytest.mark.slow]
+
+SESSION = "two-rooms"
+
+
+async def ok(client: Recorder, event: str, data: dict[str, Any]) -> dict[str, Any]:
+    ack: dict[str, Any] = await client.call(event, {"sessionId": SESSION, **data})
+    assert ack["ok"] is True, ack
+    return ack
+
+
+async def until(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def test_leader_on_node_a_drives_followers_on_node_b(
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    node_a = ServerProcess(free_port(), redis_server.url).start()
+    node_b = ServerProcess(free_port(), redis_server.url).start()
+    clients: list[Recorder] = []
+    try:
+        await asyncio.gather(node_a.ready(), node_b.ready())
+        leader = await Recorder(node_a.url, "leader").connect()
+        legacy = await Recorder(node_b.url, "legacy follower").connect()
+        modern = await Recorder(node_b.url, "timeline follower").connect()
+        clients += [leader, legacy, modern]
+        await ok(leader, "join_session", {"clientId": "lead-1", "role": "leader"})
+        await ok(legacy, "join_session", {"clientId": "legacy-1"})
+        await ok(modern, "join_session", {"clientId": "modern-1", "capabilities": ["timeline"]})
+        # B's joins reach A's leader through the Redis manager
+        await until(lambda: (s := leader.last("snapshot")) is not None and len(s["members"]) == 3)
+        assert legacy.sid.split(".")[0] != leader.sid.split(".")[0]  # two nodes, two prefixes
+
+        # A command on A reaches B's followers (notice and snapshot); measure the hop.
+        hops = []
+        for tempo in (100, 110, 120, 130, 150):
+            arrived = legacy.next("tempo_changed")
+            sent = time.monotonic()
+            await ok(leader, "set_tempo", {"tempo": tempo})
+            assert (await asyncio.wait_for(arrived, 3))["tempoBpm"] == tempo
+            hops.append((time.monotonic() - sent) * 1000)
+        print(f"\ncross-node command->notice median {statistics.median(hops):.1f} ms")
+        await until(lambda: modern.last("snapshot")["tempoBpm"] == 150)
+
+        # B never trusts stale memory: a follower there is still refused the leader's commands.
+        refused = await legacy.call("set_tempo", {"sessionId": SESSION, "tempo": 90})
+        assert refused["ok"] is False and refused["error"]["code"] == "NOT_LEADER"
+
+        started = legacy.next("play")
+        play = await ok(leader, "play", {})
+        assert (await asyncio.wait_for(started, 3))["isPlaying"] is True
+        await asyncio.sleep(0.4)  # past the start lead
+        legacy.clear()
+        leader.clear()
+        await asyncio.sleep(1.0)
+        b_ticks = legacy.payloads("scroll_tick")
+        a_ticks = leader.payloads("scroll_tick")
+        # ~10 Hz each: B's follower gets B's ticks only (20 Hz would mean A's crossed over)
+        assert 6 <= len(b_ticks) <= 13, len(b_ticks)
+        assert 6 <= len(a_ticks) <= 13, len(a_ticks)
+        assert modern.payloads("scroll_tick") == []  # timeline clients compute their own
+        # both nodes tick the same shared timeline: position - serverTime is one constant
+        offsets = [t["positionMs"] - t["serverTimestamp"] for t in a_ticks + b_ticks]
+        assert max(offsets) - min(offsets) < 2.0, offsets
+        assert all(t["tempoBpm"] == 150 and t["isPlaying"] for t in b_ticks)
+        # B's own view (what its sync_request answers) is the shared one too
+        sync = await ok(legacy, "sync_request", {})
+        assert sync["isPlaying"] is True and sync["version"] >= play["version"]
+
+        # The leader's phone on A goes away: B's followers are told, playback pauses.
+        paused = legacy.next("pause")
+        await leader.close()
+        assert (await asyncio.wait_for(paused, 3))["isPlaying"] is False
+        await until(lambda: modern.last("snapshot")["leaderClientId"] is None)
+        assert [m["clientId"] for m in modern.last("snapshot")["members"]] == [
+            "legacy-1",
+            "modern-1",
+        ]
+    finally:
+        for client in clients:
+            await client.close()
+        errors = node_a.signal(15) + node_b.signal(15)
+    assert "Traceback" not in errors and " ERROR " not in errors, errors
