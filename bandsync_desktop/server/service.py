@@ -172,7 +172,13 @@ class SessionService:
     async def _update(self, session_id: str, change: Callable[[Session], T]) -> tuple[Session, T]:
         async with self._lock(session_id):
             session, result = await self.store.update(session_id, change)
-        self.sessions[session_id] = session
+        cached = self.sessions.get(session_id)
+        if (
+            cached is None
+            or session.version >= cached.version
+            or session.created_at != cached.created_at
+        ):  # with Redis, another node's newer write may have been adopted meanwhile
+            self.sessions[session_id] = session
         return session, result
 
     async def get_session(self, session_id: str) -> Session:

@@ -200,7 +200,9 @@ class Cluster:
 
         def adopt(session: Session) -> None:
             cached = service.sessions.get(session.session_id)
-            if cached is not None and session.version > cached.version:
+            if cached is not None and (
+                session.version > cached.version or session.created_at != cached.created_at
+            ):  # newer, or a new session under an id whose old one expired
                 service.sessions[session.session_id] = session
 
         self.store.add_change_listener(adopt)

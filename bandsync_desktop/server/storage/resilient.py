@@ -317,9 +317,11 @@ class ResilientStore:
     def _on_change(self, message: str | bytes) -> None:
         session_id, version, data = parse_change(message)
         cached = self._cache.get(session_id)
-        if cached is None or version <= cached.version or session_id in self._dirty:
-            return
+        if cached is None or version == cached.version or session_id in self._dirty:
+            return  # not held here, or this node's own write coming back
         session = decode(data)
+        if version < cached.version and session.created_at == cached.created_at:
+            return  # an older write arriving late (not a new session under an expired id)
         self._cache[session_id] = session
         self._tell(session)
 
