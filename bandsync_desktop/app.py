@@ -65,6 +65,12 @@ def main(argv: Sequence[str]) -> int:
     screenshot = Path(args.screenshot) if args.screenshot else None
     if screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    elif not _has_display():
+        log.GUI.error(
+            "no display to open the console on (DISPLAY/WAYLAND_DISPLAY unset): run with "
+            "--headless for the server alone, or --screenshot out.png to render the window"
+        )
+        return 2
 
     import qasync
     from PySide6.QtWidgets import QApplication
@@ -123,6 +129,13 @@ def main(argv: Sequence[str]) -> int:
         asyncio.set_event_loop(None)
         if scratch is not None:
             scratch.cleanup()
+
+
+def _has_display() -> bool:
+    """False on a Linux/BSD box with no X11 or Wayland display and no Qt platform chosen."""
+    if not sys.platform.startswith(("linux", "freebsd", "openbsd")):
+        return True
+    return any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:

@@ -23,6 +23,7 @@ from . import theme
 from .bridge import Bridge, MemberRow
 
 COLUMNS = ("Health", "Name", "Role", "Device", "RTT", "± Clock", "Last seen")
+COLUMN_WIDTHS = (82, 160, 96, 150, 72, 78, 82)
 HEALTH_TIP = "Link health\n" + THRESHOLDS_TEXT
 ModelIndex = QModelIndex | QPersistentModelIndex
 
@@ -146,10 +147,16 @@ class MembersPanel(QGroupBox):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
+        rows = self.table.verticalHeader()
+        rows.hide()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.setAlternatingRowColors(False)
+        # Fixed column widths: "resize to contents" would read every cell of every row on
+        # each refresh (200 members: thousands of data() calls, a visible stall).
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for column, width in enumerate(COLUMN_WIDTHS):
+            header.resizeSection(column, width)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.table.setToolTip("")
         self.count_label = QLabel("nobody yet — phones join\nwith the URL or QR code")
