@@ -25,6 +25,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QNetworkInterface
 
 from ..config import Settings
+from ..core.clock import Clock
 from ..core.errors import BandSyncError
 from ..core.health import classify
 from ..core.session import CONSOLE, CONSOLE_NAME, Session
@@ -137,6 +138,11 @@ class Bridge(QObject):
         event_logged(str, str): a level (``info``/``warning``/``error``) and a log line.
         command_failed(str): a refused or failed command, in words for the leader.
         server_state_changed(bool): the server started (True) or stopped (False).
+
+    Args:
+        settings: the server's settings (host, port, store, defaults).
+        parent: the owning QObject.
+        clock: the server's clock; inject a ``ManualClock`` in tests.
     """
 
     session_changed = Signal(object)
@@ -146,9 +152,12 @@ class Bridge(QObject):
     command_failed = Signal(str)
     server_state_changed = Signal(bool)
 
-    def __init__(self, settings: Settings, parent: QObject | None = None) -> None:
+    def __init__(
+        self, settings: Settings, parent: QObject | None = None, *, clock: Clock | None = None
+    ) -> None:
         super().__init__(parent)
         self.settings = settings
+        self._clock = clock  # the server's clock; None means the real monotonic one
         self.session_id = settings.band_session_id
         self.runner: ServerRunner | None = None
         self.console: ConsoleFacade | None = None
@@ -188,7 +197,7 @@ class Bridge(QObject):
         port = self.settings.port if port is None else port
         self._set_state("starting")
         try:
-            app = create_app(self.settings, band_session=True)
+            app = create_app(self.settings, clock=self._clock, band_session=True)
         except ValueError as exc:
             self._set_state("failed")
             raise StartupError(str(exc)) from exc

@@ -18,7 +18,7 @@ import qasync
 from pytestqt.qtbot import QtBot
 
 from bandsync_desktop.config import Settings
-from bandsync_desktop.core.clock import ManualClock
+from bandsync_desktop.core.clock import Clock, ManualClock
 from bandsync_desktop.gui.bridge import Bridge
 from bandsync_desktop.gui.main_window import MainWindow
 from bandsync_desktop.gui.setlist import SetLibrary
@@ -63,13 +63,24 @@ def tap_clock() -> ManualClock:
 
 
 @pytest.fixture
+def server_clock() -> Clock | None:
+    """The server's clock: the real one unless a test module overrides this fixture."""
+    return None
+
+
+@pytest.fixture
 def console(
-    qapp: Any, qtbot: QtBot, run: Run, tmp_path: Path, tap_clock: ManualClock
+    qapp: Any,
+    qtbot: QtBot,
+    run: Run,
+    tmp_path: Path,
+    tap_clock: ManualClock,
+    server_clock: Clock | None,
 ) -> Iterator[MainWindow]:
     """The main window with its server running on a free loopback port."""
     qapp.setStyleSheet(STYLESHEET)
     settings = Settings(host="127.0.0.1", port=0)
-    bridge = Bridge(settings)
+    bridge = Bridge(settings, clock=server_clock)
     window = MainWindow(
         bridge,
         UserSettings(tmp_path / "config" / "settings.json"),
