@@ -80,13 +80,15 @@ class ConnectionPanel(QGroupBox):
         facts.addRow("Followers", self.followers_label)
         facts.addRow("Loop lag", self.lag_label)
         right = QVBoxLayout()
-        right.addWidget(self.url_label)
         right.addLayout(facts)
         right.addStretch(1)
         right.addWidget(self.start_button)
-        row = QHBoxLayout(self)
+        row = QHBoxLayout()
         row.addWidget(self.qr_label)
         row.addLayout(right, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.url_label)
+        layout.addLayout(row)
 
     def show_status(self, status: ServerStatus) -> None:
         self.state_label.setText(status.state)

@@ -78,9 +78,9 @@ class MainWindow(QMainWindow):
         right.addWidget(self.setlist_panel, 1)
         central = QWidget()
         columns = QHBoxLayout(central)
-        columns.addLayout(left, 4)
-        columns.addLayout(middle, 5)
-        columns.addLayout(right, 5)
+        columns.addLayout(left, 3)
+        columns.addLayout(middle, 7)
+        columns.addLayout(right, 4)
         self.setCentralWidget(central)
         central.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 

@@ -22,9 +22,16 @@ from ..core.health import THRESHOLDS_TEXT
 from . import theme
 from .bridge import Bridge, MemberRow
 
-COLUMNS = ("Health", "Name", "Role", "Device", "RTT", "± Clock", "Last seen")
-COLUMN_WIDTHS = (82, 160, 96, 150, 72, 78, 82)
+COLUMNS = ("Health", "Name", "Role", "Device", "RTT", "± Clock", "Seen")
+COLUMN_WIDTHS = (72, 130, 74, 146, 62, 72, 62)
 HEALTH_TIP = "Link health\n" + THRESHOLDS_TEXT
+HEADER_TIPS = {
+    0: HEALTH_TIP,
+    3: "The member's device and browser (from its user agent)",
+    4: "Round-trip time to the server: median of the recent samples",
+    5: "Uncertainty of the member's clock offset (from its clock-sync exchanges)",
+    6: "When the server last heard from the member",
+}
 ModelIndex = QModelIndex | QPersistentModelIndex
 
 _DEVICES = (
@@ -101,8 +108,8 @@ class MembersModel(QAbstractTableModel):
             return None
         if role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
-        if role == Qt.ItemDataRole.ToolTipRole and section == 0:
-            return HEALTH_TIP
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS.get(section)
         return None
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

@@ -52,13 +52,14 @@ QLabel#bpm {{ color: {MUTED}; font-size: 20px; }}
 QLabel#barbeat {{ font-size: 54px; font-weight: bold; }}
 QLabel#clock {{ color: {MUTED}; font-size: 30px; }}
 QLabel#url {{ color: {BEAT}; font-size: 20px; font-weight: bold; }}
-QLabel#key {{ font-family: monospace; font-size: 17px; }}
+QLabel#key {{ font-family: monospace; font-size: 15px; }}
 QLabel#muted {{ color: {MUTED}; }}
 QLabel#songtitle {{ color: {ACCENT}; font-size: 20px; font-weight: bold; }}
 QTableView, QListWidget, QPlainTextEdit, QLineEdit, QSpinBox, QComboBox {{
     background: #151920; border: 1px solid #2a303b; border-radius: 6px;
     selection-background-color: #2f3f66;
 }}
+QTableView {{ font-size: 14px; }}
 QHeaderView::section {{
     background: #232834; color: {MUTED}; border: none; padding: 6px; font-weight: bold;
 }}
