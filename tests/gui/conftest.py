@@ -42,6 +42,11 @@ def qloop(qapp: Any) -> Iterator[qasync.QEventLoop]:
         leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
         for task in leftovers:
             task.cancel()
+        # already_running=True marked this loop as the thread's running loop and installed
+        # its async-generator hooks; undo both, or every later asyncio test in the session
+        # finds "another loop is running".
+        asyncio.events._set_running_loop(None)
+        loop._after_run_forever()
         asyncio.set_event_loop(None)
 
 
