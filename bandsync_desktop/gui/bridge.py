@@ -167,6 +167,7 @@ class Bridge(QObject):
         self._members_dirty = False
         self._requested_tempo: float | None = None
         self._tempo_task: asyncio.Task[Any] | None = None
+        self._stop_task: asyncio.Future[None] | None = None
         self._members_timer = QTimer(self)
         self._members_timer.setInterval(MEMBERS_REFRESH_MS)
         self._members_timer.timeout.connect(self._flush_members)
@@ -227,7 +228,18 @@ class Bridge(QObject):
             self.session_changed.emit(session)
 
     async def stop(self) -> None:
-        """Stop the server: phones are told, sockets closed, tasks cancelled, store closed."""
+        """Stop the server: phones are told, sockets closed, tasks cancelled, store closed.
+
+        Safe to call again while a stop is under way (closing the window, then quitting):
+        every caller waits for the one stop.
+        """
+        if self._stop_task is None or self._stop_task.done():
+            if self.runner is None:
+                return
+            self._stop_task = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._stop_task)
+
+    async def _stop(self) -> None:
         runner = self.runner
         if runner is None:
             return
