@@ -1,0 +1,280 @@
+/*
+ * BandSync follower page: pure clock-sync and timeline math. No DOM, no sockets, no timers,
+ * so the same file runs in the page, in the benchmark's pages and under node for unit tests.
+ *
+ * Clock sync is the algorithm of bandsync_desktop/core/clocksync.py: an exchange gives
+ * t0 (local send), t1/t2 (server receive/send), t3 (local receive);
+ *   rtt    = (t3 - t0) - (t2 - t1)
+ *   offset = ((t1 - t0) + (t2 - t3)) / 2        server = local + offset
+ * The true offset lies within rtt/2 of a sample's estimate; that bound widens with the
+ * sample's age at DRIFT_BOUND (100 ppm). The estimate is the sample with the tightest bound.
+ *
+ * The timeline is the one of bandsync_desktop/core/timeline.py: a list of segments; the one
+ * in force at server time t is the last whose startServerTime <= t (the first for earlier t).
+ */
+(function (root, factory) {
+  'use strict';
+  const api = factory();
+  if (typeof module === 'object' && module.exports) {
+    module.exports = api;
+  } else {
+    root.BandSyncCore = api;
+  }
+})(typeof self !== 'undefined' ? self : this, function () {
+  'use strict';
+
+  const DRIFT_BOUND = 100e-6;
+  const SNAP = 1e-6;
+  const MS_PER_MINUTE = 60000;
+
+  // -- clock sync ------------------------------------------------------------------------
+
+  /** One exchange, all times in ms; throws when times run backwards. */
+  function makeSample(t0, t1, t2, t3) {
+    for (const value of [t0, t1, t2, t3]) {
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        throw new TypeError('clock_sync times must be finite numbers');
+      }
+    }
+    if (t3 < t0 || t2 < t1) {
+      throw new RangeError("a sample's times must not run backwards");
+    }
+    return Object.freeze({
+      t0, t1, t2, t3,
+      rtt: Math.max(0, (t3 - t0) - (t2 - t1)),
+      offset: ((t1 - t0) + (t2 - t3)) / 2,
+    });
+  }
+
+  function boundAt(sample, localNow) {
+    return sample.rtt / 2 + Math.max(0, localNow - sample.t3) * DRIFT_BOUND;
+  }
+
+  /** Keeps the last `window` samples and picks the one with the tightest bound now. */
+  class OffsetEstimator {
+    constructor(window = 32) {
+      this.window = window;
+      this.samples = [];
+    }
+
+    add(sample) {
+      if (sample.t3 < sample.t0 || sample.t2 < sample.t1) {
+        throw new RangeError("a sample's times must not run backwards");
+      }
+      this.samples.push(sample);
+      if (this.samples.length > this.window) {
+        this.samples.shift();
+      }
+    }
+
+    get size() {
+      return this.samples.length;
+    }
+
+    best(localNow) {
+      let found = null;
+      let bound = Infinity;
+      for (const sample of this.samples) {
+        const b = boundAt(sample, localNow);
+        if (b < bound) {
+          bound = b;
+          found = sample;
+        }
+      }
+      return found;
+    }
+
+    offset(localNow) {
+      const best = this.best(localNow);
+      return best === null ? null : best.offset;
+    }
+
+    uncertainty(localNow) {
+      const best = this.best(localNow);
+      return best === null ? null : boundAt(best, localNow);
+    }
+
+    rtt(localNow) {
+      const best = this.best(localNow);
+      return best === null ? null : best.rtt;
+    }
+  }
+
+  // -- timeline --------------------------------------------------------------------------
+
+  function mod(a, n) {
+    return ((a % n) + n) % n;
+  }
+
+  /** Bar and beat (both 1-based) of an absolute beat count; beat 0 is bar 1, beat 1. */
+  function barBeat(beat, beatsPerBar) {
+    const whole = Math.floor(beat + SNAP);
+    return {
+      bar: Math.floor(whole / beatsPerBar) + 1,
+      beat: mod(whole, beatsPerBar) + 1,
+      fraction: Math.max(0, beat - whole),
+    };
+  }
+
+  function segmentFromWire(data) {
+    const number = (key) => {
+      const value = data[key];
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        throw new TypeError('segment field ' + key + ' must be a finite number');
+      }
+      return value;
+    };
+    const segment = {
+      start: number('startServerTime'),
+      anchor: number('anchorServerTime'),
+      position: number('anchorPositionMs'),
+      beat: number('anchorBeat'),
+      tempo: number('tempoBpm'),
+      playing: data.isPlaying === true,
+      beatsPerBar: Math.max(1, Math.round(number('beatsPerBar'))),
+      beatUnit: Math.max(1, Math.round(number('beatUnit'))),
+    };
+    if (segment.tempo <= 0) {
+      throw new RangeError('tempoBpm must be positive');
+    }
+    segment.beatMs = MS_PER_MINUTE / segment.tempo;
+    return Object.freeze(segment);
+  }
+
+  function positionOf(segment, t) {
+    return segment.playing ? segment.position + Math.max(0, t - segment.anchor) : segment.position;
+  }
+
+  function beatOf(segment, t) {
+    return segment.playing ? segment.beat + (t - segment.anchor) / segment.beatMs : segment.beat;
+  }
+
+  /** An immutable list of segments in start order (as the server sends them). */
+  class Timeline {
+    constructor(segments) {
+      if (!Array.isArray(segments) || segments.length === 0) {
+        throw new RangeError('a timeline has at least one segment');
+      }
+      const parsed = segments.map((s) => (Object.isFrozen(s) && 'beatMs' in s ? s : segmentFromWire(s)));
+      parsed.sort((a, b) => a.start - b.start);
+      this.segments = Object.freeze(parsed);
+      Object.freeze(this);
+    }
+
+    get latest() {
+      return this.segments[this.segments.length - 1];
+    }
+
+    segmentAt(t) {
+      let found = this.segments[0];
+      for (let i = 1; i < this.segments.length; i += 1) {
+        if (this.segments[i].start > t) {
+          break;
+        }
+        found = this.segments[i];
+      }
+      return found;
+    }
+
+    positionAt(t) {
+      return positionOf(this.segmentAt(t), t);
+    }
+
+    beatAt(t) {
+      return beatOf(this.segmentAt(t), t);
+    }
+
+    barBeatAt(t) {
+      const segment = this.segmentAt(t);
+      return barBeat(beatOf(segment, t), segment.beatsPerBar);
+    }
+
+    isPlayingAt(t) {
+      return this.segmentAt(t).playing;
+    }
+
+    countingInAt(t) {
+      const segment = this.segmentAt(t);
+      return segment.playing && t < segment.anchor;
+    }
+
+    /** Whole count-in beats left before the downbeat at `t` (0 when not counting in). */
+    countInBeatsLeft(t) {
+      const segment = this.segmentAt(t);
+      if (!segment.playing || t >= segment.anchor) {
+        return 0;
+      }
+      return Math.ceil((segment.anchor - t) / segment.beatMs - SNAP);
+    }
+
+    /**
+     * Every beat that sounds in [from, to): {time, beat, inBar, downbeat, countIn, tempo}.
+     * Count-in beats fall on whole beats before the anchor; song beats on whole beats of the
+     * absolute count. A segment's beats end where the next segment starts.
+     */
+    beatsBetween(from, to) {
+      const out = [];
+      for (let i = 0; i < this.segments.length; i += 1) {
+        const segment = this.segments[i];
+        const end = i + 1 < this.segments.length ? this.segments[i + 1].start : Infinity;
+        const lo = Math.max(from, segment.start);
+        const hi = Math.min(to, end);
+        if (!segment.playing || lo >= hi) {
+          continue;
+        }
+        const beatMs = segment.beatMs;
+        const bpb = segment.beatsPerBar;
+        // Count-in: whole beats relative to the anchor, before it.
+        const countEnd = Math.min(hi, segment.anchor);
+        if (lo < countEnd) {
+          let n = Math.ceil((lo - segment.anchor) / beatMs - SNAP);
+          for (; n < 0; n += 1) {
+            const time = segment.anchor + n * beatMs;
+            if (time >= countEnd) {
+              break;
+            }
+            out.push({
+              time, beat: segment.beat + n, inBar: mod(n, bpb) + 1,
+              downbeat: mod(n, bpb) === 0, countIn: true, tempo: segment.tempo,
+            });
+          }
+        }
+        // Song: whole beats of the absolute count from the anchor on.
+        const songLo = Math.max(lo, segment.anchor);
+        if (songLo < hi) {
+          let k = Math.ceil(segment.beat + (songLo - segment.anchor) / beatMs - SNAP) + 0;
+          for (;; k += 1) {
+            const time = segment.anchor + (k - segment.beat) * beatMs;
+            if (time >= hi) {
+              break;
+            }
+            if (time < songLo - SNAP) {
+              continue;
+            }
+            out.push({
+              time, beat: k, inBar: mod(k, bpb) + 1,
+              downbeat: mod(k, bpb) === 0, countIn: false, tempo: segment.tempo,
+            });
+          }
+        }
+      }
+      return out;
+    }
+
+    /** The first bar line at or after `t` while playing (null when paused). */
+    nextBarTime(t) {
+      const segment = this.segmentAt(t);
+      if (!segment.playing) {
+        return null;
+      }
+      const beats = this.beatsBetween(t, t + (segment.beatsPerBar + 1) * segment.beatMs * 4);
+      const downbeat = beats.find((b) => b.downbeat);
+      return downbeat ? downbeat.time : null;
+    }
+  }
+
+  return Object.freeze({
+    DRIFT_BOUND, MS_PER_MINUTE, makeSample, boundAt, OffsetEstimator, barBeat,
+    segmentFromWire, Timeline,
+  });
+});
