@@ -177,7 +177,11 @@ class ServerRunner:
 
     async def start(self, host: str, port: int) -> None:
         """Bind and serve. ``port=0`` picks a free port (see ``self.port`` after)."""
-        runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        # A stopping server waits at most half a second for peers to finish closing;
+        # some clients (python-socketio's own, for one) take seconds to answer a server close.
+        runner = web.AppRunner(
+            self.app, handle_signals=False, access_log=None, shutdown_timeout=0.5
+        )
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_address=True)
         try:
