@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import socketio
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from .. import __version__
 from ..config import Settings
@@ -161,6 +162,12 @@ class ServerRunner:
         self._runner: web.AppRunner | None = None
         self.host = ""
         self.port = 0
+        self._websockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+        app.on_response_prepare.append(self._track_websocket)
+
+    async def _track_websocket(self, request: web.Request, response: web.StreamResponse) -> None:
+        if isinstance(response, web.WebSocketResponse):
+            self._websockets.add(response)
 
     @property
     def service(self) -> SessionService:
@@ -206,8 +213,22 @@ class ServerRunner:
         if CLUSTER in self.app:  # members become away; with Redis the band plays on
             await self.app[CLUSTER].release(self.service)
         await sio.shutdown()
-        if sio.eio.sockets:  # close the websockets, else cleanup waits for them (60 s)
-            await sio.eio.disconnect()
+        # Close the sockets from this side, else cleanup waits for their handlers (60 s).
+        # Websockets get a close frame, which clients answer at once (an engine.io CLOSE
+        # packet made python-socketio clients wait out their 5 s timeout); long-polling
+        # clients get the CLOSE packet with their pending poll.
+        websockets = [ws for ws in self._websockets if not ws.closed]
+        if websockets:
+            await asyncio.gather(
+                *(
+                    ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping")
+                    for ws in websockets
+                ),
+                return_exceptions=True,
+            )
+        for socket in list(sio.eio.sockets.values()):
+            if not socket.upgraded and not socket.closed:
+                await socket.close(wait=False)
         await self._runner.cleanup()
         self._runner = None
         SERVER.info("server stopped")

@@ -185,9 +185,7 @@ def test_closing_the_window_disconnects_followers_cleanly(
     ana = followers("Ana")
     ben = followers("Ben")
     console.close()
-    # python-socketio clients answer the server's close only after their own 5 s request
-    # timeout (browsers at once), so allow for that here.
-    qtbot.waitUntil(lambda: not console.bridge.running, timeout=15000)
+    qtbot.waitUntil(lambda: not console.bridge.running, timeout=5000)
     qtbot.waitUntil(lambda: not ana.sio.connected and not ben.sio.connected, timeout=5000)
     assert ana.payloads("server_shutdown") and ben.payloads("server_shutdown")
     qtbot.waitUntil(lambda: not console.isVisible(), timeout=2000)
