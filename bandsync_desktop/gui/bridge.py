@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import socket
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ TEMPO_MIN = 20.0
 TEMPO_MAX = 280.0
 MEMBERS_REFRESH_MS = 250  # coalesced member-table updates at most this often
 STATUS_REFRESH_MS = 1000  # connection panel figures (lag, counts, "last seen" ages)
+BANDSYNC_LOGGER = "bandsync"  # parent of the server, storage and core loggers
 
 STORE_TEXT = {
     StoreState.MEMORY: "in memory",
@@ -128,6 +130,22 @@ def lan_addresses(host: str) -> list[str]:
     return found or ["127.0.0.1"]
 
 
+class _LogForwarder(logging.Handler):
+    """Server and storage warnings/errors (Redis unreachable, a failing task) into the log
+    view. Qt queues a signal emitted from another thread, so any thread may log."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        super().__init__(level=logging.WARNING)
+        self._bridge = bridge
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(GUI.name):
+            return  # the console's own messages reach the log view directly
+        level = "error" if record.levelno >= logging.ERROR else "warning"
+        with contextlib.suppress(RuntimeError):  # the bridge is gone (shutting down)
+            self._bridge.event_logged.emit(level, record.getMessage())
+
+
 class Bridge(QObject):
     """The console's facade over the server: commands in, Qt signals out.
 
@@ -168,6 +186,7 @@ class Bridge(QObject):
         self._requested_tempo: float | None = None
         self._tempo_task: asyncio.Task[Any] | None = None
         self._stop_task: asyncio.Future[None] | None = None
+        self._log_forwarder = _LogForwarder(self)
         self._members_timer = QTimer(self)
         self._members_timer.setInterval(MEMBERS_REFRESH_MS)
         self._members_timer.timeout.connect(self._flush_members)
@@ -213,6 +232,7 @@ class Bridge(QObject):
         self.runner = runner
         self.console = ConsoleFacade(runner.service, self.session_id)
         runner.service.add_listener(self._on_publication)
+        logging.getLogger(BANDSYNC_LOGGER).addHandler(self._log_forwarder)
         self._urls = tuple(
             f"http://{address}:{runner.port}/s/{self.session_id}" for address in lan_addresses(host)
         )
@@ -250,6 +270,7 @@ class Bridge(QObject):
         for task in list(self._tasks):
             task.cancel()
         runner.service.remove_listener(self._on_publication)
+        logging.getLogger(BANDSYNC_LOGGER).removeHandler(self._log_forwarder)
         self._members_timer.stop()
         self._status_timer.stop()
         await runner.stop()

@@ -230,11 +230,15 @@ class SetListPanel(QGroupBox):
 
     def _on_new_set_clicked(self) -> None:
         name, ok = QInputDialog.getText(self, "New set", "Name of the set:")
-        if ok and name.strip():
-            self.setlist = SetList(name.strip())
-            self._save()
-            self._refresh_sets()
-            self._refresh_songs()
+        if not ok or not name.strip():
+            return
+        if name.strip() in self.library.names():
+            self.open_set(name.strip())  # never overwrite a saved set with an empty one
+            return
+        self.setlist = SetList(name.strip())
+        self._save()
+        self._refresh_sets()
+        self._refresh_songs()
 
     # -- songs ----------------------------------------------------------------------------
 

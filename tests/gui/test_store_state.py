@@ -65,6 +65,10 @@ def test_redis_outage_shows_and_commands_still_reach_followers(
             lambda: panel.store_label.text() == "Redis unreachable — serving from memory",
             timeout=3000,
         )
+        qtbot.waitUntil(
+            lambda: any("is unreachable" in t for t in redis_console.log_panel.texts()),
+            timeout=3000,
+        )
         redis_server.start()  # back: the accepted change is written back, the panel says so
         qtbot.waitUntil(lambda: panel.store_label.text() == "Redis", timeout=10000)
     finally:
