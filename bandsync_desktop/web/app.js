@@ -91,6 +91,8 @@
     clickEnabled: load(STORE.click, 'false') === 'true',
     barsPerLine: Number(load(STORE.barsPerLine, '4')) || 4,
     audio: null,
+    audioMap: null,
+    audioMapSteady: 0,
     scheduledUntil: -Infinity,
     scheduled: [],
     clickLog: [],
@@ -233,7 +235,7 @@
     if (!name) {
       return [null, 'Type your name so the band knows who you are.'];
     }
-    if (name.length > NAME_MAX) {
+    if ([...name].length > NAME_MAX) {
       return [null, 'Your name is too long (at most ' + NAME_MAX + ' characters).'];
     }
     // eslint-disable-next-line no-control-regex
@@ -472,16 +474,43 @@
     return state.audio;
   }
 
-  /** Audio-clock time (s) at which a sound must start to leave the speaker at local `perfMs`. */
-  function audioTimeAt(ctx, perfMs) {
-    if (typeof ctx.getOutputTimestamp === 'function' && ctx.state === 'running') {
-      const stamp = ctx.getOutputTimestamp();
-      if (stamp && stamp.performanceTime > 0) {
-        return stamp.contextTime + (perfMs - stamp.performanceTime) / 1000;
-      }
+  /**
+   * The audio clock against the local clock: contextTime (s) = perfMs / 1000 + audioMap.
+   * getOutputTimestamp() pairs the sample now leaving the speaker with the instant it does,
+   * so the map includes the output latency. Readings jitter with the audio callback, so they
+   * are smoothed; a jump (device change, resume) resets the map. Without getOutputTimestamp
+   * the map comes from currentTime and outputLatency (coarser: currentTime moves by buffers).
+   * Returns null while the audio clock is not running or its map has not settled yet.
+   */
+  function readAudioMap(ctx) {
+    if (ctx.state !== 'running') {
+      return null;
     }
-    const latency = ctx.outputLatency || ctx.baseLatency || 0;
-    return ctx.currentTime + (perfMs - performance.now()) / 1000 - latency;
+    let reading = null;
+    if (typeof ctx.getOutputTimestamp === 'function') {
+      const stamp = ctx.getOutputTimestamp();
+      if (!stamp || !(stamp.performanceTime > 0) || !(stamp.contextTime > 0)) {
+        return null; // the first audio callback has not run yet: try again next tick
+      }
+      reading = stamp.contextTime - stamp.performanceTime / 1000;
+    } else {
+      const latency = ctx.outputLatency || ctx.baseLatency || 0;
+      reading = ctx.currentTime - latency - performance.now() / 1000;
+    }
+    const map = state.audioMap;
+    if (map === null || Math.abs(reading - map) > 0.002) {
+      // First reading, or the map moved (output starting up, device change): start over and
+      // wait for it to settle before trusting it; clicks already placed by the old map go.
+      state.audioMap = reading;
+      state.audioMapSteady = 0;
+      if (map !== null && state.scheduled.length) {
+        cancelClicks();
+      }
+      return null;
+    }
+    state.audioMap = map + (reading - map) * 0.05;
+    state.audioMapSteady += 1;
+    return state.audioMapSteady >= 3 ? state.audioMap : null;
   }
 
   function playClick(ctx, when, accent) {
@@ -527,6 +556,10 @@
     if (!state.clickEnabled || !ctx || !timeline || offset === null || !state.joined) {
       return;
     }
+    const audioMap = readAudioMap(ctx);
+    if (audioMap === null) {
+      return;
+    }
     const perfNow = performance.now();
     const now = perfNow + offset;
     const from = Math.max(now, state.scheduledUntil, state.lockAt ?? -Infinity);
@@ -538,7 +571,7 @@
     state.scheduled = state.scheduled.filter((item) => item.audioTime > currentAudio - 0.1);
     for (const beat of timeline.beatsBetween(from, to)) {
       const playServerTime = beat.time + state.nudgeMs;
-      const audioTime = audioTimeAt(ctx, playServerTime - offset);
+      const audioTime = (playServerTime - offset) / 1000 + audioMap;
       const entry = {
         beat: beat.beat,
         inBar: beat.inBar,
