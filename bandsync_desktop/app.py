@@ -13,13 +13,18 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__, config, log
 from .server.cli import add_server_arguments, cli_overrides
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QWidget
 
 SCREENSHOT_SIZE = (1600, 1000)
 DEMO_SONGS = (
@@ -120,6 +125,7 @@ def main(argv: Sequence[str]) -> int:
             return loop.run_until_complete(take_screenshot(window, screenshot, demo=args.demo))
         loop.run_until_complete(window.start_server())
         window.show()
+        _close_on_signals(loop, window)
         loop.run_forever()
         return 0
     finally:
@@ -129,6 +135,14 @@ def main(argv: Sequence[str]) -> int:
         asyncio.set_event_loop(None)
         if scratch is not None:
             scratch.cleanup()
+
+
+def _close_on_signals(loop: asyncio.AbstractEventLoop, window: QWidget) -> None:
+    """Ctrl+C or SIGTERM closes the window, which stops the server cleanly first."""
+    if sys.platform == "win32":
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, window.close)
 
 
 def _has_display() -> bool:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from PySide6.QtGui import QImage
+from pytestqt.qtbot import QtBot
+
+from tests.helpers.redis import free_port, wait_for_port
+
+from ..helpers.clients import Recorder
+from .conftest import Run
 
 
 def test_screenshot_mode_with_demo_members(tmp_path: Path, qapp: object) -> None:
@@ -59,3 +66,44 @@ def test_no_display_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "no display" in result.stderr and "--headless" in result.stderr
+
+
+def test_console_process_stops_cleanly_on_sigterm(tmp_path: Path, run: Run, qtbot: QtBot) -> None:
+    """The real main loop: serve, a follower joins, SIGTERM closes the window, the server
+    tells the follower and stops, the process exits 0."""
+    port = free_port()
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bandsync_desktop",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--profile-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        wait_for_port(port, timeout=20)
+        ana = Recorder(f"http://127.0.0.1:{port}", "Ana", reconnection=False)
+        run(ana.connect())
+        assert run(ana.call("join_session", {"sessionId": "band", "displayName": "Ana"}))["ok"]
+        process.send_signal(signal.SIGTERM)
+        qtbot.waitUntil(lambda: process.poll() is not None, timeout=20000)  # loop keeps running
+        qtbot.waitUntil(lambda: not ana.sio.connected, timeout=5000)
+        _, stderr = process.communicate(timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert ana.payloads("server_shutdown") and not ana.sio.connected
+    assert "server stopped" in stderr
+    assert "Traceback" not in stderr and "Task was destroyed" not in stderr
+    assert (tmp_path / "config" / "settings.json").exists()  # geometry saved on the way out
