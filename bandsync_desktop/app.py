@@ -122,7 +122,10 @@ def main(argv: Sequence[str]) -> int:
     )
     try:
         if screenshot is not None:
-            return loop.run_until_complete(take_screenshot(window, screenshot, demo=args.demo))
+            status: int = loop.run_until_complete(
+                take_screenshot(window, screenshot, demo=args.demo)
+            )
+            return status
         loop.run_until_complete(window.start_server())
         window.show()
         _close_on_signals(loop, window)

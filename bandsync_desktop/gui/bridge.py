@@ -378,7 +378,8 @@ class Bridge(QObject):
         """Tempo plus ``delta`` BPM, from the last requested tempo while one is in flight."""
         base = self.current_tempo()
         if base is None:
-            return self._fail("the server is not running")
+            self._fail("cannot change the tempo: the server is not running")
+            return None
         return self.set_tempo(max(TEMPO_MIN, min(TEMPO_MAX, round(base + delta, 1))))
 
     def current_tempo(self) -> float | None:
@@ -426,7 +427,8 @@ class Bridge(QObject):
     def _submit(self, what: str, make: Any) -> asyncio.Task[Any] | None:
         console = self.console
         if console is None:
-            return self._fail(f"cannot {what}: the server is not running")
+            self._fail(f"cannot {what}: the server is not running")
+            return None
         coro: Coroutine[Any, Any, Any] = make(console)
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -450,7 +452,6 @@ class Bridge(QObject):
     def _fail(self, message: str) -> None:
         self.command_failed.emit(message)
         self._log("error", message)
-        return None
 
     # -- publications from the server -----------------------------------------------------
 

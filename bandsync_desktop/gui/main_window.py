@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+from collections.abc import Coroutine
 from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt
@@ -174,8 +175,8 @@ class MainWindow(QMainWindow):
             return False
         return True
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._on_task_done)
         return task
