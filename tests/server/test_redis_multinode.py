@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from bandsync_desktop.config import Settings
+from bandsync_desktop.server.app import CLUSTER, ServerRunner, create_app
 from tests.helpers.clients import Recorder
 from tests.helpers.redis import RedisServer, ServerProcess, free_port, redis_server  # noqa: F401
 
@@ -105,3 +107,50 @@ async def test_leader_on_node_a_drives_followers_on_node_b(
             await client.close()
         errors = node_a.signal(15) + node_b.signal(15)
     assert "Traceback" not in errors and " ERROR " not in errors, errors
+
+
+async def test_a_dead_node_leaves_seats_held_and_the_band_playing_on_the_other(
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """Node A is killed; node B declares it dead, marks its members away (the leader's seat
+    held, playback not paused) and the leader, reconnecting to B, gets the lead back."""
+    settings = Settings(host="127.0.0.1", port=0, redis_url=redis_server.url)
+    app = create_app(settings)
+    app[CLUSTER].dead_after_s = 1.0  # instead of 5 s, to keep the test short
+    node_b = ServerRunner(app)
+    await node_b.start("127.0.0.1", 0)
+    node_a = ServerProcess(free_port(), redis_server.url).start()
+    clients: list[Recorder] = []
+    try:
+        await node_a.ready()
+        leader = await Recorder(node_a.url, "leader", reconnection=False).connect()
+        follower = await Recorder(node_b.url, "follower").connect()
+        clients += [leader, follower]
+        await ok(leader, "join_session", {"clientId": "lead-1", "role": "leader"})
+        await ok(follower, "join_session", {"clientId": "fol-1"})
+        await ok(leader, "set_tempo", {"tempo": 128})
+        await ok(leader, "play", {})
+        await asyncio.sleep(0.3)
+
+        node_a.signal(9)  # SIGKILL: no goodbye from A
+        left = follower.next("user_left")
+        assert (await asyncio.wait_for(left, 5))["clientId"] == "lead-1"
+        await until(lambda: follower.last("snapshot")["leaderClientId"] is None)
+        snap = follower.last("snapshot")
+        assert [m["clientId"] for m in snap["members"]] == ["fol-1"]
+        assert snap["isPlaying"] is True and snap["tempoBpm"] == 128  # the band plays on
+        follower.clear()
+        await asyncio.sleep(0.35)
+        assert follower.payloads("scroll_tick")  # B keeps ticking for its follower
+
+        back = await Recorder(node_b.url, "leader again").connect()
+        clients.append(back)
+        ack = await ok(back, "join_session", {"clientId": "lead-1"})
+        assert ack["role"] == "leader"  # the held seat: the lead comes back with the clientId
+        await ok(back, "set_tempo", {"tempo": 132})
+    finally:
+        for client in clients:
+            await client.close()
+        await node_b.stop()
+        errors = node_a.signal(15)
+    assert "Traceback" not in errors, errors

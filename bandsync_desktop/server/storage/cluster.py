@@ -184,6 +184,8 @@ class Cluster:
         self.nodes_key = f"{store.redis.prefix}nodes"
         self.manager = BandRedisManager(store.redis.url, f"{store.redis.prefix}socketio", store)
         self.recovered: list[str] = []  # sessions whose members were marked away at start
+        self._own_recovered = False
+        self._quiet_until = 0.0  # server time before which no other node is declared dead
 
     # -- socket ids ------------------------------------------------------------------------
 
@@ -221,18 +223,21 @@ class Cluster:
 
     async def start(self, service: SessionService) -> None:
         """Announce this node and take over from its previous life: members whose sockets
-        belonged to it (or to dead nodes) become away; their sessions play on."""
+        belonged to it become away; their sessions play on. (If Redis is unreachable now,
+        this happens as soon as it answers.)"""
+        self._quiet_until = self.clock.now_ms() + self.dead_after_s * 1000.0
+        await self._recover_own(service)
+
+    async def _recover_own(self, service: SessionService) -> None:
         if not self.store.reachable:
             return
         try:
-            dead = await self._dead_nodes()
             await self._beat()
-            self.recovered = await self._reap(service, dead | {self.node_id})
-            if dead:
-                await self.store.redis.client.zrem(self.nodes_key, *dead)
+            self.recovered = await self._reap(service, {self.node_id})
         except UNREACHABLE as exc:
             self.store.report_unreachable(exc)
             return
+        self._own_recovered = True
         if self.recovered:
             STORAGE.info(
                 "node %s recovered %d session(s) from Redis: %s",
@@ -269,25 +274,38 @@ class Cluster:
         return touched
 
     async def run(self, service: SessionService) -> None:
-        """Heartbeat every second; reap dead nodes; keep the TTL of sessions in use fresh."""
+        """Heartbeat every second; reap dead nodes; keep the TTL of sessions in use fresh.
+
+        After an outage (and at start) no node is declared dead for ``dead_after_s``: every
+        node's last heartbeat is old then, and the live ones need a beat to say so.
+        """
         beats = 0
         keepalive_every = max(1, round(min(60.0, self.settings.idle_expiry_s / 4) / HEARTBEAT_S))
+        was_down = False
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             beats += 1
             if not self.store.reachable:
+                was_down = True
                 continue
+            now = self.clock.now_ms()
+            if was_down:
+                was_down = False
+                self._quiet_until = now + self.dead_after_s * 1000.0
             try:
+                if not self._own_recovered:
+                    await self._recover_own(service)
                 await self._beat()
-                dead = await self._dead_nodes()
-                if dead:
-                    reaped = await self._reap(service, dead)
-                    await self.store.redis.client.zrem(self.nodes_key, *dead)
-                    STORAGE.info(
-                        "node(s) %s stopped answering: members in %d session(s) marked away",
-                        ", ".join(sorted(dead)),
-                        len(reaped),
-                    )
+                if now >= self._quiet_until:
+                    dead = await self._dead_nodes()
+                    if dead:
+                        reaped = await self._reap(service, dead)
+                        await self.store.redis.client.zrem(self.nodes_key, *dead)
+                        STORAGE.info(
+                            "node(s) %s stopped answering: members in %d session(s) marked away",
+                            ", ".join(sorted(dead)),
+                            len(reaped),
+                        )
                 if beats % keepalive_every == 0:
                     await self.store.touch(self.sessions_in_use(service))
             except UNREACHABLE as exc:
