@@ -154,6 +154,9 @@ class MetronomeWidget(QWidget):
         self.counting_in = False
         self.setMinimumHeight(86)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        # It paints its own background: a flash repaints this widget only, not the styled
+        # panel behind it (style-sheet painting of the parent cost more than the lights).
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
 
     def set_state(
         self, beats_per_bar: int, current: int | None, flash: float, counting_in: bool
@@ -166,6 +169,7 @@ class MetronomeWidget(QWidget):
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(theme.PANEL))
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         count = max(1, self.beats_per_bar)
         gap = 12.0
