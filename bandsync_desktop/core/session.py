@@ -216,7 +216,7 @@ class Session:
         return (
             key is not None
             and self.leader_key is not None
-            and secrets.compare_digest(key, self.leader_key)
+            and secrets.compare_digest(key.encode(), self.leader_key.encode())
         )
 
     def _check_claim(self, client_id: str, key: str | None) -> None:

@@ -23,6 +23,7 @@ from ..core.clock import Clock, MonotonicClock
 from ..log import SERVER
 from . import handlers
 from .fanout import TickFanout
+from .guard import body_limit, guard_malformed_packets
 from .service import SessionService
 from .storage import SessionStore, create_store
 from .tasks import LoopLagMonitor, run_every, run_ticker, send_heartbeats
@@ -64,7 +65,10 @@ def create_app(
         engineio_logger=False,
     )
     service = SessionService(settings, store, clock, sio)
-    app = web.Application(client_max_size=settings.max_payload_bytes)
+    app = web.Application(
+        client_max_size=settings.max_payload_bytes,
+        middlewares=[body_limit(settings.max_payload_bytes)],  # long-polling POSTs too
+    )
     if cluster is not None:
         cluster.install(sio)
         cluster.attach(service)
@@ -79,6 +83,7 @@ def create_app(
     app[STARTED_AT] = time.monotonic()
     sio.attach(app)
     handlers.register(sio, service)
+    guard_malformed_packets(sio, service)  # undecodable packets: an error, no traceback
     app.router.add_get("/health", health)
     add_web_routes(app)
     if band_session:

@@ -22,8 +22,9 @@ Only members connected to this process are reached (as ``get_participants`` retu
 which is what ticks want: each node serves its own followers' ticks.
 
 This reaches into python-engineio's socket (``queue``, ``upgraded``, ``closed``) and swaps
-its aiohttp websocket driver for a subclass; ``tests/server/test_fanout.py`` pins the
-behaviour against the installed versions.
+its aiohttp websocket driver for a subclass (which also drops text messages that are not
+Engine.IO packets at all); ``tests/server/test_fanout.py`` pins the behaviour against the
+installed versions.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from ..log import SERVER
 
 NAMESPACE = "/"
 DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024
+ENGINEIO_TYPES = frozenset("0123456")  # open close ping pong message upgrade noop
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -167,5 +169,16 @@ def _driver_for(fanout: TickFanout) -> type:
                     fanout.unregister(eio_sid, transport)
             SERVER.debug("websocket %s closed", eio_sid)
             return self._sock
+
+        async def wait(self) -> Any:
+            # python-engineio decodes what this returns outside of any error handling: an
+            # empty text message ends the connection with a traceback, an unknown packet
+            # type logs one. Neither is Engine.IO, so they are dropped here.
+            while True:
+                data = await super().wait()
+                if isinstance(data, str) and (not data or data[0] not in ENGINEIO_TYPES):
+                    SERVER.debug("dropped a malformed Engine.IO packet %r", data[:20])
+                    continue
+                return data
 
     return Driver

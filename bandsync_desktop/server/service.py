@@ -302,8 +302,7 @@ class SessionService:
         """Join (creating an open session if needed). Returns the session and, for a protected
         session created by this join, its leader key."""
         connection = self._connection(sid)
-        if connection.session_id is not None and connection.session_id != session_id:
-            await self._detach(connection, disconnected=False)
+        switching = connection.session_id is not None and connection.session_id != session_id
         session, created = await self.ensure_session(session_id, protected=create_protected)
         new_key = session.leader_key if created and create_protected else None
         if created and create_protected:
@@ -331,6 +330,8 @@ class SessionService:
                 await self.store.delete(session_id)
                 self.sessions.pop(session_id, None)
             raise
+        if switching:  # only once the new session took it: a refused join changes nothing
+            await self._detach(connection, disconnected=False)
         connection.session_id = session_id
         connection.client_id = client_id or sid
         connection.wants_ticks = wants_ticks

@@ -1,0 +1,73 @@
+"""A guard in front of python-socketio's packet decoder: malformed packets get an answer.
+
+Our event handlers turn every bad payload into a typed ``error`` (``handlers.py``). But a
+packet that is not valid Socket.IO at all (``42[``, ``42{}``, ``4x``, an event name that is
+not a string, a namespace that does not parse) never reaches them: python-socketio raises
+while decoding it, and python-engineio logs the traceback at ERROR level and carries on. A
+phone could fill the log with tracebacks as fast as it can send. The fuzz tests
+(``tests/server/test_fuzz.py``) found these.
+
+``guard_malformed_packets`` wraps the Engine.IO ``message`` handler: a packet that fails to
+decode or dispatch is logged at DEBUG, answered with ``error {code: INVALID_PAYLOAD}`` and
+counted against the connection's rate limit (a flood of them is answered no more often
+than the limit allows). Exceptions from our own handlers never get here: ``handlers.py``
+turns each into an ``error`` reply itself.
+
+``body_limit`` is an aiohttp middleware for the long-polling transport: python-engineio
+reads a POST body through the request stream (aiohttp's ``client_max_size`` does not apply
+there) and, on a body larger than ``max_http_buffer_size``, disconnects the socket and waits
+for a poll that drains its queue; a client that never polls leaves that request hanging for
+good. The middleware answers such a request ``413`` before python-engineio sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from ..core.errors import ErrorCode, ValidationError
+from ..log import SERVER
+from .service import SessionService
+
+#: What python-socketio raises on packets it cannot decode or route.
+MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+
+def guard_malformed_packets(sio: socketio.AsyncServer, service: SessionService) -> None:
+    """Install the guard on ``sio`` (after ``socketio.AsyncServer`` registered its own)."""
+    handle: Callable[[str, Any], Awaitable[None]] = sio._handle_eio_message
+
+    async def guarded(eio_sid: str, data: Any) -> None:
+        try:
+            await handle(eio_sid, data)
+        except MALFORMED as exc:
+            sid = sio.manager.sid_from_eio_sid(eio_sid, "/")
+            SERVER.debug("malformed packet from %s: %s: %s", sid, type(exc).__name__, exc)
+            if sid is None or not service.allow(sid):
+                return
+            error = ValidationError(
+                f"malformed Socket.IO packet ({type(exc).__name__})", ErrorCode.INVALID_PAYLOAD
+            ).to_payload(None)
+            await sio.emit("error", error, to=sid)
+
+    sio.eio.on("message", guarded)
+
+
+def body_limit(limit: int) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A middleware refusing any request whose declared body exceeds ``limit`` bytes."""
+
+    @web.middleware
+    async def middleware(
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        length = request.content_length
+        if length is not None and length > limit:
+            SERVER.debug("refused a %d-byte %s %s", length, request.method, request.path)
+            return web.Response(status=413, text=f"payload too large (limit {limit} bytes)\n")
+        return await handler(request)
+
+    return middleware
