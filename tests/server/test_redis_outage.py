@@ -33,7 +33,7 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> None
         if result:
             return
         if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met in time")
+            raise TimeoutError(f"condition not met in {timeout} s")
         await asyncio.sleep(0.02)
 
 
@@ -84,7 +84,7 @@ async def test_commands_during_a_redis_outage_are_served_and_written_back(
         assert tick["tempoBpm"] == 140
 
         redis_server.start()  # empty: no persistence
-        await wait_until(lambda: _state_is(server.url, "redis"), timeout=8.0)
+        await wait_until(lambda: _state_is(server.url, "redis"), timeout=15.0)
         check = RedisStore(redis_server.url)
         try:
             stored = await check.get("gig")
@@ -129,7 +129,7 @@ async def test_server_starts_without_redis_and_joins_work(start_server: Any) -> 
         await ok(client, "join_session", {"sessionId": "nobody-home", "clientId": "c1"})
         assert [m["clientId"] for m in (await asyncio.wait_for(snapshot, 3))["members"]] == ["c1"]
         absent.start()
-        await wait_until(lambda: _state_is(server.url, "redis"), timeout=8.0)
+        await wait_until(lambda: _state_is(server.url, "redis"), timeout=15.0)
         check = RedisStore(absent.url)
         try:
             stored = await check.get("nobody-home")

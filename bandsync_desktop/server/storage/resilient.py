@@ -69,6 +69,7 @@ class ResilientStore:
         self._reconnect: asyncio.Task[None] | None = None
         self._subscriber: asyncio.Task[None] | None = None
         self._pubsub_client: aioredis.Redis | None = None
+        self.subscribed = asyncio.Event()  # set while the change channel is followed
         self.outages = 0
         self.written_back = 0
 
@@ -337,6 +338,7 @@ class ResilientStore:
             try:
                 await pubsub.subscribe(self.redis.channel)
                 attempt = 0
+                self.subscribed.set()
                 await self._refresh_cached()
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
@@ -349,6 +351,7 @@ class ResilientStore:
                 if not self._down and attempt == 0:
                     self._went_down(exc)
             finally:
+                self.subscribed.clear()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 with contextlib.suppress(Exception):

@@ -29,11 +29,11 @@ def resilient(url: str) -> ResilientStore:
     return store
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met in time")
+            raise TimeoutError(f"condition not met in {timeout} s")
         await asyncio.sleep(0.01)
 
 
@@ -135,7 +135,7 @@ async def test_other_nodes_writes_reach_this_nodes_listeners(
     try:
         await node_a.create(Session.create("shared", 1000.0))
         assert await node_b.get("shared") is not None  # B holds it now
-        await asyncio.sleep(0.05)  # let B's subscription settle
+        await asyncio.wait_for(node_b.subscribed.wait(), 15)
         await node_a.update("shared", lambda s: s.set_message(2000.0, CONSOLE, "from A"))
         await wait_until(lambda: bool(seen))
         assert seen[-1].message == "from A"
