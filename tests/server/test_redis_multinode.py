@@ -102,6 +102,10 @@ async def test_leader_on_node_a_drives_followers_on_node_b(
             "legacy-1",
             "modern-1",
         ]
+        # Node A stopping tells its own sockets, not B's.
+        node_a.signal(15)
+        await asyncio.sleep(0.3)
+        assert modern.payloads("server_shutdown") == [] and legacy.sio.connected
     finally:
         for client in clients:
             await client.close()
