@@ -15,6 +15,7 @@ from bandsync_desktop.server.app import ServerRunner, create_app
 
 from .helpers.clients import Recorder
 from .helpers.logfail import fail_on_warning_log  # noqa: F401
+from .helpers.redis import redis_server  # noqa: F401  (a real redis-server per test)
 
 ServerFactory = Callable[..., Awaitable[ServerRunner]]
 

@@ -9,13 +9,13 @@ import pytest
 
 from bandsync_desktop.server.storage.redis import RedisStore
 from tests.helpers.clients import Recorder
-from tests.helpers.redis import RedisServer, redis_server  # noqa: F401
+from tests.helpers.redis import RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.asyncio, pytest.mark.slow]
 
 
 async def test_idle_session_expires_but_a_quiet_band_stays(
-    redis_server: RedisServer,  # noqa: F811  (first: it must outlive the server)
+    redis_server: RedisServer,  # first: it must outlive the server
     start_server: Any,
 ) -> None:
     server = await start_server(redis_url=redis_server.url, idle_expiry_s=2.0)

@@ -17,7 +17,7 @@ import pytest
 from bandsync_desktop.config import Settings
 from bandsync_desktop.server.app import CLUSTER, ServerRunner, create_app
 from tests.helpers.clients import Recorder
-from tests.helpers.redis import RedisServer, ServerProcess, free_port, redis_server  # noqa: F401
+from tests.helpers.redis import RedisServer, ServerProcess, free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.asyncio, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ async def until(predicate: Any, timeout: float = 5.0) -> None:
 
 
 async def test_leader_on_node_a_drives_followers_on_node_b(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     node_a = ServerProcess(free_port(), redis_server.url).start()
     node_b = ServerProcess(free_port(), redis_server.url).start()
@@ -114,7 +114,7 @@ async def test_leader_on_node_a_drives_followers_on_node_b(
 
 
 async def test_a_dead_node_leaves_seats_held_and_the_band_playing_on_the_other(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """Node A is killed; node B declares it dead, marks its members away (the leader's seat
     held, playback not paused) and the leader, reconnecting to B, gets the lead back."""

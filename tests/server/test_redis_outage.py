@@ -11,7 +11,7 @@ import pytest
 
 from bandsync_desktop.server.storage.redis import RedisStore
 from tests.helpers.clients import Recorder
-from tests.helpers.redis import RedisServer, free_port, redis_server  # noqa: F401
+from tests.helpers.redis import RedisServer, free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.asyncio]
 
@@ -45,7 +45,7 @@ async def ok(client: Recorder, event: str, data: dict[str, Any]) -> dict[str, An
 
 @pytest.mark.expect_log(OUTAGE)
 async def test_commands_during_a_redis_outage_are_served_and_written_back(
-    redis_server: RedisServer,  # noqa: F811  (first: it must outlive the server)
+    redis_server: RedisServer,  # first: it must outlive the server
     start_server: Any,
 ) -> None:
     server = await start_server(redis_url=redis_server.url)

@@ -20,7 +20,7 @@ import pytest
 
 from bandsync_desktop.server.storage.redis import RedisStore
 from tests.helpers.clients import Recorder
-from tests.helpers.redis import RedisServer, ServerProcess, free_port, redis_server  # noqa: F401
+from tests.helpers.redis import RedisServer, ServerProcess, free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.asyncio, pytest.mark.slow]
 
@@ -67,7 +67,7 @@ async def latest_snapshot(client: Recorder, predicate: Any, timeout: float = 5.0
 
 
 async def test_crashed_server_restarts_and_serves_the_session_again(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     how = signal.SIGKILL
     server = ServerProcess(free_port(), redis_server.url).start()
@@ -160,7 +160,7 @@ async def test_crashed_server_restarts_and_serves_the_session_again(
 
 
 async def test_clean_stop_releases_members_and_the_band_plays_on(
-    redis_server: RedisServer,  # noqa: F811  (first: it must outlive the server)
+    redis_server: RedisServer,  # first: it must outlive the server
     start_server: Any,
 ) -> None:
     """SIGTERM/console quit with Redis: members become away in Redis, seats and lead held,

@@ -12,7 +12,7 @@ import pytest_asyncio
 from bandsync_desktop.core.errors import NotLeader, SessionNotFound
 from bandsync_desktop.core.session import CONSOLE, Session
 from bandsync_desktop.server.storage.redis import RedisStore, encode, parse_change
-from tests.helpers.redis import RedisServer, redis_server  # noqa: F401
+from tests.helpers.redis import RedisServer
 
 from .sessions import RULES, mixed_session
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.redis, pytest.mark.asyncio]
 
 
 @pytest_asyncio.fixture
-async def store(redis_server: RedisServer) -> AsyncIterator[RedisStore]:  # noqa: F811
+async def store(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
     store = RedisStore(redis_server.url)
     await store.start()
     yield store
@@ -43,7 +43,7 @@ async def test_integrity_of_100_mixed_sessions(store: RedisStore) -> None:
 
 async def test_fifty_concurrent_updates_from_five_clients_lose_nothing(
     store: RedisStore,
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """50 joins racing through 5 independent connections: every one is in the result."""
     await store.create(Session.create("crowd", 1000.0))
@@ -124,7 +124,7 @@ async def test_stale_write_back_is_refused_newer_is_taken(store: RedisStore) -> 
 
 
 async def test_idle_sessions_expire_and_activity_refreshes_the_ttl(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     store = RedisStore(redis_server.url, ttl_s=0.6)
     try:

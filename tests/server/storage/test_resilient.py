@@ -14,7 +14,7 @@ from bandsync_desktop.server.storage import create_store
 from bandsync_desktop.server.storage.base import StoreState
 from bandsync_desktop.server.storage.redis import RedisStore
 from bandsync_desktop.server.storage.resilient import ResilientStore
-from tests.helpers.redis import RedisServer, free_port, redis_server  # noqa: F401
+from tests.helpers.redis import RedisServer, free_port
 
 from .sessions import RULES, mixed_session
 
@@ -47,7 +47,7 @@ def storage_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 @pytest.mark.expect_log(OUTAGE)
 async def test_redis_killed_mid_session_every_accepted_change_is_written_back(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = resilient(redis_server.url)
@@ -125,7 +125,7 @@ async def test_unreachable_at_start_serves_from_memory_then_writes_back() -> Non
 
 
 async def test_other_nodes_writes_reach_this_nodes_listeners(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     node_a, node_b = resilient(redis_server.url), resilient(redis_server.url)
     await node_a.start()
