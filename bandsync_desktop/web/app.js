@@ -19,11 +19,14 @@
   const NAME_MAX = 40;
   const NUDGE_LIMIT = 100;
   const NUDGE_STEP = 5;
-  const BURST_AT_JOIN = 10;
-  const BURST_GAP_MS = 40;
-  const PERIODIC_EVERY_MS = 10000;
-  const PERIODIC_SAMPLES = 4;
-  const PERIODIC_GAP_MS = 150;
+  const BURST_AT_JOIN = 16;
+  const BURST_GAP_MS = 50;
+  // After the join burst, one exchange every half second: under the estimator's 100 ppm age
+  // rule a sample is worth keeping for ~10-20 s, and a busy Wi-Fi link needs ~20 samples in
+  // that span for one to be fast both ways (docs/timing.md measured 4 per 10 s: not enough).
+  const PERIODIC_EVERY_MS = 500;
+  const PERIODIC_SAMPLES = 1;
+  const PERIODIC_GAP_MS = 0;
   const REPORT_EVERY_MS = 5000;
   const SYNC_TIMEOUT_MS = 3000;
   const LOOKAHEAD_MS = 120;
@@ -100,6 +103,7 @@
     wakeLockPending: false,
     lastError: null,
     lastSnapshotInfo: null,
+    timelineLog: [],
     chartLines: [],
     timers: [],
   };
@@ -414,6 +418,14 @@
       segments: timeline.segments.length,
     });
     if (changed) {
+      state.timelineLog.push(Object.freeze({
+        version,
+        receivedPerfMs: state.lastSnapshotInfo.receivedPerfMs,
+        starts: timeline.segments.map((s) => s.start),
+      }));
+      if (state.timelineLog.length > 32) {
+        state.timelineLog.shift();
+      }
       rescheduleClicks();
     }
     const me = (snapshot.members || []).find((m) => m.clientId === state.clientId);
@@ -906,6 +918,7 @@
     };
     hook.segments = () => (state.timeline ? state.timeline.segments.map((s) => ({ ...s })) : []);
     hook.clickTimes = () => state.clickLog.map((entry) => ({ ...entry }));
+    hook.timelineLog = () => state.timelineLog.map((entry) => ({ ...entry, starts: [...entry.starts] }));
     Object.freeze(hook);
     Object.defineProperty(window, 'bandsync', { value: hook, writable: false, configurable: false });
   }

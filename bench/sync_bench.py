@@ -1,0 +1,570 @@
+"""Timing benchmark of the follower page: clock-offset error, beat spread, tempo-change instants.
+
+Two phases, each with the same followers:
+
+* ``loopback``: followers talk to the server directly on 127.0.0.1;
+* ``wifi``: every follower talks through ``wifi_emulator.py`` (a TCP proxy in its own process
+  that delays each direction: base 2-5 ms plus log-normal jitter with p90 20 ms and p99
+  250 ms, order kept per direction as TCP does; ``--stall-rate`` adds loss/stall bursts).
+
+Followers: headless Chromium pages running the follower page itself (``/s/<id>?name=``, its
+own ``sync.js`` and ``app.js``), and Python clients running the same algorithm with
+``core/clocksync.OffsetEstimator`` (same burst/periodic schedule, each on a local clock shifted
+by a random amount so that its offset is not trivial).
+
+The truth: the server runs in its own process (``sync_server.py``) and reports how its clock
+relates to the host's ``CLOCK_MONOTONIC`` (``server = monotonic_ms + O``). Python followers
+read ``time.monotonic()`` (the same clock), so their error is exact. Chromium's
+``performance.now()`` counts ``base::TimeTicks`` (``CLOCK_MONOTONIC`` on Linux) from the page's
+time origin; the benchmark finds that origin by bracketing ``performance.now()`` between two
+``time.monotonic()`` readings, many times, keeping the tightest bracket (its half-width is
+the calibration uncertainty, reported; calibrated before and after each phase to show it does
+not drift).
+
+A follower's *offset error* is its estimate of server time minus the true server time at the
+same instant. A follower sounds beat k when its estimate reaches the beat's server time, i.e.
+at true time ``T_k - error``; so the *beat spread* at an instant is max - min of the errors
+of all followers sampled in the same round (a round reads every follower within a few ms).
+The leader (a Python client connected directly, as the console is in-process) changes tempo
+a few times while playing; each follower switches when its estimate reaches the change's
+server instant S, or when the change reaches it if it came late: the benchmark reports that
+true instant minus S per follower.
+
+Usage: ``.venv/bin/python bench/sync_bench.py [--pages 3 --python 5 --loopback-s 25 --wifi-s 60]``
+Writes ``bench/results/sync_bench.json`` and, with ``--plot``, ``docs/timing.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import signal
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import socketio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bandsync_desktop.core.clocksync import OffsetEstimator, SyncSample  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# The page's schedule (web/app.js): a burst at join, then one exchange every half second.
+BURST_AT_JOIN, BURST_GAP_S = 16, 0.050
+PERIODIC_EVERY_S, PERIODIC_SAMPLES, PERIODIC_GAP_S = 0.5, 1, 0.0
+SAMPLE_EVERY_S = 0.2
+TEMPOS = (120.0, 132.0, 90.0, 144.0, 110.0, 126.0)
+
+
+def mono_ms() -> float:
+    return time.monotonic() * 1000.0
+
+
+def percentiles(values: list[float]) -> dict[str, float | int]:
+    if len(values) < 2:
+        return {"n": len(values)}
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return {
+        "n": len(values),
+        "p50": round(q[49], 3),
+        "p95": round(q[94], 3),
+        "p99": round(q[98], 3),
+        "max": round(max(values), 3),
+    }
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+async def start_process(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE, cwd=str(ROOT)
+    )
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+    return proc, line
+
+
+async def stop_process(proc: asyncio.subprocess.Process) -> str:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGINT)
+    assert proc.stdout is not None
+    rest = await asyncio.wait_for(proc.stdout.read(), 20)
+    await proc.wait()
+    return rest.decode()
+
+
+# -- followers -------------------------------------------------------------------------------
+
+
+@dataclass
+class Follower:
+    name: str
+    kind: str
+    errors: list[tuple[float, float]] = field(default_factory=list)  # (true ms, error ms)
+    bounds: list[float] = field(default_factory=list)  # the follower's own uncertainty (ms)
+    rtts: list[float] = field(default_factory=list)  # rtt of its chosen sample (ms)
+    applied: list[float] = field(default_factory=list)  # per tempo change: true - S (ms)
+    late: int = 0
+
+    def error_near(self, true_ms: float) -> float | None:
+        if not self.errors:
+            return None
+        return min(self.errors, key=lambda e: abs(e[0] - true_ms))[1]
+
+
+class PyFollower(Follower):
+    """A Python follower with the page's algorithm on a shifted local clock."""
+
+    def __init__(self, name: str, server_offset: float, shift_ms: float) -> None:
+        super().__init__(name, "python")
+        self.server_offset = server_offset
+        self.shift = shift_ms
+        self.estimator = OffsetEstimator(32)
+        self.pending: set[float] = set()
+        self.snapshots: list[tuple[float, list[float]]] = []  # (local arrival, starts)
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio.on("clock_sync", self._on_clock_sync)
+        self.sio.on("snapshot", self._on_snapshot)
+        self.sio.on("heartbeat", self._on_heartbeat)
+        self.task: asyncio.Task[None] | None = None
+
+    def local(self) -> float:
+        return mono_ms() + self.shift
+
+    def true_of_local(self, local_ms: float) -> float:
+        return local_ms - self.shift + self.server_offset
+
+    async def _on_clock_sync(self, data: dict[str, Any]) -> None:
+        t3 = self.local()
+        t0 = data.get("t0")
+        if t0 in self.pending:
+            self.pending.discard(t0)
+            self.estimator.add(SyncSample(t0, data["t1"], data["t2"], t3))
+
+    async def _on_snapshot(self, data: dict[str, Any]) -> None:
+        starts = [s["startServerTime"] for s in data.get("segments", [])]
+        self.snapshots.append((self.local(), starts))
+
+    async def _on_heartbeat(self, data: dict[str, Any]) -> None:
+        await self.sio.emit("heartbeat_response", {"timestamp": data.get("timestamp")})
+
+    async def start(self, url: str, session: str) -> None:
+        await self.sio.connect(url, transports=["websocket"])
+        ack = await self.sio.call(
+            "join_session",
+            {
+                "sessionId": session,
+                "displayName": self.name,
+                "clientId": self.name,
+                "capabilities": ["timeline"],
+            },
+            timeout=20,
+        )
+        assert ack["ok"], ack
+        self.task = asyncio.create_task(self._sync_loop())
+
+    async def _burst(self, count: int, gap: float) -> None:
+        for _ in range(count):
+            t0 = self.local()
+            self.pending.add(t0)
+            await self.sio.emit("clock_sync", {"t0": t0})
+            await asyncio.sleep(gap)
+
+    async def _sync_loop(self) -> None:
+        await self._burst(BURST_AT_JOIN, BURST_GAP_S)
+        while True:
+            await asyncio.sleep(PERIODIC_EVERY_S)
+            await self._burst(PERIODIC_SAMPLES, PERIODIC_GAP_S)
+
+    def sample(self) -> None:
+        local = self.local()
+        offset = self.estimator.offset(local)
+        if offset is not None:
+            truth = self.true_of_local(local)
+            self.errors.append((truth, local + offset - truth))
+            self.bounds.append(self.estimator.uncertainty(local) or 0.0)
+            self.rtts.append(self.estimator.rtt(local) or 0.0)
+
+    def arrival_true(self, start: float) -> float | None:
+        for local, starts in self.snapshots:
+            if start in starts:
+                return self.true_of_local(local)
+        return None
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        await self.sio.disconnect()
+
+
+class PageFollower(Follower):
+    """The follower page in headless Chromium."""
+
+    def __init__(self, name: str, server_offset: float, context: Any, page: Any) -> None:
+        super().__init__(name, "page")
+        self.server_offset = server_offset
+        self.context = context
+        self.page = page
+        self.origin: float | None = None  # perf.now() + origin = monotonic ms
+        self.calibrations: list[dict[str, float]] = []
+
+    async def calibrate(self, rounds: int = 150) -> None:
+        best: tuple[float, float] | None = None
+        for _ in range(rounds):
+            before = mono_ms()
+            perf = await self.page.evaluate("() => performance.now()")
+            after = mono_ms()
+            width = after - before
+            if best is None or width < best[0]:
+                best = (width, (before + after) / 2 - perf)
+        assert best is not None
+        self.calibrations.append({"originMs": best[1], "halfWidthMs": best[0] / 2})
+        self.origin = best[1] if self.origin is None else self.origin
+
+    def true_of_perf(self, perf: float) -> float:
+        assert self.origin is not None
+        return perf + self.origin + self.server_offset
+
+    async def sample(self) -> None:
+        perf, offset, bound, rtt = await self.page.evaluate(
+            "() => { const p = performance.now(); return [p, bandsync.offsetMs,"
+            " bandsync.offsetUncertaintyMs, bandsync.rttMs]; }"
+        )
+        if offset is not None:
+            truth = self.true_of_perf(perf)
+            self.errors.append((truth, perf + offset - truth))
+            self.bounds.append(bound)
+            self.rtts.append(rtt)
+
+    async def arrival_true(self, start: float) -> float | None:
+        log = await self.page.evaluate("() => bandsync.timelineLog()")
+        for entry in log:
+            if start in entry["starts"]:
+                return self.true_of_perf(entry["receivedPerfMs"])
+        return None
+
+
+# -- one phase -------------------------------------------------------------------------------
+
+
+async def run_phase(
+    name: str,
+    browser: Any,
+    server_url: str,
+    follower_url: str,
+    server_offset: float,
+    args: argparse.Namespace,
+    rng: random.Random,
+) -> dict[str, Any]:
+    session = f"bench-{name}"
+    leader = socketio.AsyncClient(reconnection=False)
+    leader_snapshots: list[dict[str, Any]] = []
+    leader.on("snapshot", leader_snapshots.append)
+    await leader.connect(server_url, transports=["websocket"])
+    ack = await leader.call(
+        "join_session", {"sessionId": session, "displayName": "Leader", "role": "leader"}
+    )
+    assert ack["ok"] and ack["role"] == "leader", ack
+
+    followers: list[Follower] = []
+    pys = [PyFollower(f"py{i}", server_offset, rng.uniform(-5e6, 5e6)) for i in range(args.python)]
+    await asyncio.gather(*(p.start(follower_url, session) for p in pys))
+    followers.extend(pys)
+    pages: list[PageFollower] = []
+    for i in range(args.pages):
+        context = await browser.new_context()
+        page = await context.new_page()
+        await page.goto(f"{follower_url}/s/{session}?name=page{i}", timeout=30_000)
+        pages.append(PageFollower(f"page{i}", server_offset, context, page))
+    for p in pages:
+        await p.page.wait_for_function(
+            "() => bandsync.connected && bandsync.syncSampleCount >= 5", timeout=30_000
+        )
+        await p.calibrate()
+    followers.extend(pages)
+
+    await leader.call("set_tempo", {"sessionId": session, "tempo": TEMPOS[0]})
+    await leader.call("play", {"sessionId": session})
+
+    spreads: list[tuple[float, float]] = []
+    changes: list[float] = []
+    duration = args.loopback_s if name == "loopback" else args.wifi_s
+    change_every = duration / (len(TEMPOS))
+    start = time.monotonic()
+    next_change = start + change_every
+    tempo_index = 1
+    while time.monotonic() - start < duration:
+        round_errors = []
+        for f in followers:
+            if isinstance(f, PageFollower):
+                await f.sample()
+            else:
+                assert isinstance(f, PyFollower)
+                f.sample()
+            if f.errors:
+                round_errors.append(f.errors[-1])
+        if len(round_errors) == len(followers):
+            spreads.append(
+                (
+                    round_errors[0][0],
+                    max(e for _, e in round_errors) - min(e for _, e in round_errors),
+                )
+            )
+        if time.monotonic() >= next_change and tempo_index < len(TEMPOS):
+            before = len(leader_snapshots)
+            tempo = TEMPOS[tempo_index]
+            await leader.call("set_tempo", {"sessionId": session, "tempo": tempo})
+            for _ in range(100):
+                if len(leader_snapshots) > before:
+                    break
+                await asyncio.sleep(0.01)
+            segments = leader_snapshots[-1]["segments"]
+            changes.append(segments[-1]["startServerTime"])
+            tempo_index += 1
+            next_change += change_every
+        await asyncio.sleep(SAMPLE_EVERY_S)
+    await asyncio.sleep(1.0)  # let late changes arrive
+
+    for p in pages:
+        await p.calibrate()
+    for s_change in changes:
+        for f in followers:
+            arrival = (
+                await f.arrival_true(s_change)
+                if isinstance(f, PageFollower)
+                else f.arrival_true(s_change)  # type: ignore[attr-defined]
+            )
+            error = f.error_near(s_change)
+            if arrival is None or error is None:
+                f.late += 1
+                continue
+            applied = max(s_change - error, arrival)
+            if arrival > s_change - error:
+                f.late += 1
+            f.applied.append(applied - s_change)
+
+    for p in pys:
+        await p.stop()
+    for p in pages:
+        await p.context.close()
+    await leader.disconnect()
+
+    per_follower = {}
+    for f in followers:
+        abs_errors = [abs(e) for _, e in f.errors]
+        entry: dict[str, Any] = {
+            "kind": f.kind,
+            "absErrorMs": percentiles(abs_errors),
+            "meanErrorMs": round(statistics.fmean(e for _, e in f.errors), 3) if f.errors else None,
+            "tempoChangeAppliedMs": [round(a, 3) for a in f.applied],
+            "tempoChangesLate": f.late,
+            "ownBoundMs": percentiles(f.bounds),
+            "chosenRttMs": percentiles(f.rtts),
+            "withinOwnBound": round(
+                sum(abs(e) <= b + 0.2 for (_, e), b in zip(f.errors, f.bounds, strict=True))
+                / max(1, len(f.errors)),
+                4,
+            ),
+        }
+        if isinstance(f, PageFollower):
+            entry["calibration"] = f.calibrations
+        per_follower[f.name] = entry
+    all_abs = [abs(e) for f in followers for _, e in f.errors]
+    applied_all = [a for f in followers for a in f.applied]
+    return {
+        "followers": per_follower,
+        "allAbsErrorMs": percentiles(all_abs),
+        "pageAbsErrorMs": percentiles(
+            [abs(e) for f in followers if f.kind == "page" for _, e in f.errors]
+        ),
+        "pythonAbsErrorMs": percentiles(
+            [abs(e) for f in followers if f.kind == "python" for _, e in f.errors]
+        ),
+        "beatSpreadMs": percentiles([s for _, s in spreads]),
+        "tempoChanges": len(changes),
+        "tempoChangeAppliedMs": percentiles([abs(a) for a in applied_all]),
+        "tempoChangeSpreadMs": [
+            round(
+                max(f.applied[i] for f in followers if len(f.applied) > i)
+                - min(f.applied[i] for f in followers if len(f.applied) > i),
+                3,
+            )
+            for i in range(len(changes))
+            if any(len(f.applied) > i for f in followers)
+        ],
+        "series": {
+            "errors": {f.name: [round(e, 4) for _, e in f.errors] for f in followers},
+            "spread": [round(s, 4) for _, s in spreads],
+        },
+    }
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    colors = {"loopback": "tab:green", "wifi": "tab:orange"}
+    for phase, data in results["phases"].items():
+        for name, errors in data["series"]["errors"].items():
+            values = sorted(abs(e) for e in errors)
+            if not values:
+                continue
+            ys = [(i + 1) / len(values) for i in range(len(values))]
+            style = "-" if name.startswith("page") else "--"
+            axes[0].plot(values, ys, style, color=colors[phase], alpha=0.7, linewidth=1)
+        spread = data["series"]["spread"]
+        axes[1].plot(
+            [i * SAMPLE_EVERY_S for i in range(len(spread))],
+            spread,
+            color=colors[phase],
+            label=f"{phase} (p95 {data['beatSpreadMs'].get('p95', float('nan')):.2f} ms)",
+        )
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("|clock-offset error| (ms, log)")
+    axes[0].set_ylabel("fraction of samples")
+    axes[0].set_title("Offset error CDF per follower (solid: Chromium page, dashed: Python)")
+    axes[0].axvline(1.0, color="tab:green", linestyle=":", linewidth=1)
+    axes[0].axvline(2.0, color="tab:orange", linestyle=":", linewidth=1)
+    axes[0].grid(True, which="both", alpha=0.3)
+    axes[1].set_xlabel("sampling time (s, ~one round per 0.2 s)")
+    axes[1].set_ylabel("beat spread across followers (ms)")
+    axes[1].set_title("Beat-time spread (max - min error in a round)")
+    axes[1].axhline(3.0, color="tab:red", linestyle=":", linewidth=1, label="3 ms target")
+    axes[1].legend()
+    axes[1].grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    from playwright.async_api import async_playwright
+
+    rng = random.Random(args.seed)
+    server, ready = await start_process("bench/sync_server.py", "--lead-ms", str(args.lead_ms))
+    info = json.loads(ready.split(" ", 1)[1])
+    server_url = f"http://127.0.0.1:{info['port']}"
+    server_offset = info["clockOffsetMs"]
+    results: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "note": "shared 2-core machine; other engineers ran tests at the same time",
+        },
+        "settings": vars(args),
+        "serverClockBracketMs": info["bracketMs"],
+        "phases": {},
+    }
+    emulator = None
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            results["chromium"] = browser.version
+            if args.loopback_s > 0:
+                results["phases"]["loopback"] = await run_phase(
+                    "loopback", browser, server_url, server_url, server_offset, args, rng
+                )
+                report("loopback", results["phases"]["loopback"])
+            if args.wifi_s > 0:
+                emulator, line = await start_process(
+                    "bench/wifi_emulator.py",
+                    "--target",
+                    f"127.0.0.1:{info['port']}",
+                    "--p90",
+                    str(args.p90),
+                    "--p99",
+                    str(args.p99),
+                    "--stall-rate",
+                    str(args.stall_rate),
+                    "--seed",
+                    str(args.seed),
+                )
+                proxy_url = f"http://127.0.0.1:{json.loads(line)['listening']}"
+                results["phases"]["wifi"] = await run_phase(
+                    "wifi", browser, server_url, proxy_url, server_offset, args, rng
+                )
+                rest = await stop_process(emulator)
+                emulator = None
+                results["phases"]["wifi"]["emulator"] = json.loads(rest.strip().splitlines()[-1])
+                report("wifi", results["phases"]["wifi"])
+            await browser.close()
+    finally:
+        if emulator is not None:
+            await stop_process(emulator)
+        await stop_process(server)
+    return results
+
+
+def report(phase: str, data: dict[str, Any]) -> None:
+    print(f"\n== {phase} ==")
+    print(
+        f"{'follower':10} {'n':>5} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8}  tempo-change (ms)"
+    )
+    for name, f in data["followers"].items():
+        e = f["absErrorMs"]
+        applied = ", ".join(f"{a:+.2f}" for a in f["tempoChangeAppliedMs"])
+        print(
+            f"{name:10} {e.get('n', 0):>5} {e.get('p50', 0):>8.3f} {e.get('p95', 0):>8.3f} "
+            f"{e.get('p99', 0):>8.3f} {e.get('max', 0):>8.3f}  [{applied}] "
+            f"late={f['tempoChangesLate']} rtt={f['chosenRttMs'].get('p50')} "
+            f"within-bound={f['withinOwnBound']}"
+        )
+    for key in ("allAbsErrorMs", "pageAbsErrorMs", "pythonAbsErrorMs", "beatSpreadMs"):
+        print(f"{key:18} {data[key]}")
+    spread = data["tempoChangeSpreadMs"]
+    print(f"tempo changes: {data['tempoChanges']}, spread per change (ms): {spread}")
+    if "emulator" in data:
+        print("emulator up:", data["emulator"]["up"])
+        print("emulator down:", data["emulator"]["down"])
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description="follower-page timing benchmark")
+    parser.add_argument("--pages", type=int, default=3, help="Chromium follower pages")
+    parser.add_argument("--python", type=int, default=5, help="Python followers")
+    parser.add_argument("--loopback-s", type=float, default=25.0)
+    parser.add_argument("--wifi-s", type=float, default=60.0)
+    parser.add_argument("--p90", type=float, default=20.0, help="emulator jitter p90 (ms)")
+    parser.add_argument("--p99", type=float, default=250.0, help="emulator jitter p99 (ms)")
+    parser.add_argument("--stall-rate", type=float, default=0.0, help="emulator stalls per s")
+    parser.add_argument("--lead-ms", type=float, default=200.0, help="server's change lead")
+    parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sync_bench.json")
+    parser.add_argument("--plot", type=Path, default=None, help="write the PNG plot here")
+    args = parser.parse_args()
+    results = asyncio.run(main(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    results["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    args.out.write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {args.out}")
+    if args.plot is not None:
+        plot(results, args.plot)
+        print(f"wrote {args.plot}")
+
+
+if __name__ == "__main__":
+    cli()
