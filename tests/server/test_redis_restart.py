@@ -66,10 +66,11 @@ async def latest_snapshot(client: Recorder, predicate: Any, timeout: float = 5.0
     raise AssertionError(f"{client.name}: no such snapshot; last was {client.last('snapshot')}")
 
 
-async def test_crashed_server_restarts_and_serves_the_session_again(
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["crash", "clean-stop"])
+async def test_restarted_server_serves_the_session_again(
     redis_server: RedisServer,
+    how: signal.Signals,
 ) -> None:
-    how = signal.SIGKILL
     server = ServerProcess(free_port(), redis_server.url).start()
     clients: list[Recorder] = []
     try:
@@ -111,7 +112,9 @@ async def test_crashed_server_restarts_and_serves_the_session_again(
             ]
         }
 
+        stopping = time.monotonic()
         server.signal(how)  # the server goes away mid-song
+        print(f"\n{how.name}: old process gone after {(time.monotonic() - stopping) * 1000:.0f} ms")
         server.start()  # and is started again on the same port
         started = server.started_at
         await server.ready()
