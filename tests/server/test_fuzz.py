@@ -38,7 +38,7 @@ from bandsync_desktop.server.app import ServerRunner, create_app
 from ..helpers.clients import Recorder
 
 FUZZ = settings(
-    max_examples=80,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -482,7 +482,7 @@ def test_malformed_socketio_packets_get_an_error_not_a_traceback(arena):
         if "http" in held:
             await held["http"].close()
 
-    @settings(FUZZ, max_examples=60)
+    @settings(FUZZ, max_examples=100)
     @given(packet=raw_packets)
     def example(packet):
         arena.run(attempt(packet))
