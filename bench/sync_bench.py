@@ -40,6 +40,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import random
@@ -47,6 +48,7 @@ import signal
 import statistics
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,20 @@ def percentiles(values: list[float]) -> dict[str, float | int]:
         "p99": round(q[98], 3),
         "max": round(max(values), 3),
     }
+
+
+def intersect_offset(samples: deque[SyncSample], local_now: float) -> float:
+    """Experiment (not the product's rule): the midpoint of the intersection of every
+    sample's interval ``offset ± bound``. Each interval holds the truth, so their intersection
+    does too, and it is never wider than the tightest one alone."""
+    lo, hi = -math.inf, math.inf
+    for sample in samples:
+        bound = sample.bound_at(local_now)
+        lo, hi = max(lo, sample.offset - bound), min(hi, sample.offset + bound)
+    if lo > hi:  # cannot happen with valid bounds; fall back to the tightest sample
+        best = min(samples, key=lambda s: s.bound_at(local_now))
+        return best.offset
+    return (lo + hi) / 2
 
 
 # -- processes ------------------------------------------------------------------------------
@@ -140,6 +156,8 @@ class PyFollower(Follower):
         self.server_offset = server_offset
         self.shift = shift_ms
         self.estimator = OffsetEstimator(32)
+        self.recent: deque[SyncSample] = deque(maxlen=32)  # same window, for the experiment
+        self.errors_intersect: list[float] = []
         self.pending: set[float] = set()
         self.snapshots: list[tuple[float, list[float]]] = []  # (local arrival, starts)
         self.sio = socketio.AsyncClient(reconnection=False)
@@ -159,7 +177,9 @@ class PyFollower(Follower):
         t0 = data.get("t0")
         if t0 in self.pending:
             self.pending.discard(t0)
-            self.estimator.add(SyncSample(t0, data["t1"], data["t2"], t3))
+            sample = SyncSample(t0, data["t1"], data["t2"], t3)
+            self.estimator.add(sample)
+            self.recent.append(sample)
 
     async def _on_snapshot(self, data: dict[str, Any]) -> None:
         starts = [s["startServerTime"] for s in data.get("segments", [])]
@@ -204,6 +224,7 @@ class PyFollower(Follower):
             self.errors.append((truth, local + offset - truth))
             self.bounds.append(self.estimator.uncertainty(local) or 0.0)
             self.rtts.append(self.estimator.rtt(local) or 0.0)
+            self.errors_intersect.append(local + intersect_offset(self.recent, local) - truth)
 
     def arrival_true(self, start: float) -> float | None:
         for local, starts in self.snapshots:
@@ -391,9 +412,29 @@ async def run_phase(
         if isinstance(f, PageFollower):
             entry["calibration"] = f.calibrations
         per_follower[f.name] = entry
+    rounds = min((len(p.errors) for p in pys), default=0)
+    experiment = {
+        "note": "Python followers only, same samples: the product's tightest-sample rule "
+        "vs. the intersection of all sample intervals",
+        "tightestAbsErrorMs": percentiles([abs(e) for p in pys for _, e in p.errors]),
+        "intersectAbsErrorMs": percentiles([abs(e) for p in pys for e in p.errors_intersect]),
+        "tightestSpreadMs": percentiles(
+            [
+                max(p.errors[i][1] for p in pys) - min(p.errors[i][1] for p in pys)
+                for i in range(rounds)
+            ]
+        ),
+        "intersectSpreadMs": percentiles(
+            [
+                max(p.errors_intersect[i] for p in pys) - min(p.errors_intersect[i] for p in pys)
+                for i in range(min((len(p.errors_intersect) for p in pys), default=0))
+            ]
+        ),
+    }
     all_abs = [abs(e) for f in followers for _, e in f.errors]
     applied_all = [a for f in followers for a in f.applied]
     return {
+        "experiment": experiment,
         "followers": per_follower,
         "allAbsErrorMs": percentiles(all_abs),
         "pageAbsErrorMs": percentiles(
@@ -416,7 +457,7 @@ async def run_phase(
         ],
         "series": {
             "errors": {f.name: [round(e, 4) for _, e in f.errors] for f in followers},
-            "spread": [round(s, 4) for _, s in spreads],
+            "spread": [[round((t - spreads[0][0]) / 1000, 3), round(s, 4)] for t, s in spreads],
         },
     }
 
@@ -439,19 +480,22 @@ def plot(results: dict[str, Any], path: Path) -> None:
             axes[0].plot(values, ys, style, color=colors[phase], alpha=0.7, linewidth=1)
         spread = data["series"]["spread"]
         axes[1].plot(
-            [i * SAMPLE_EVERY_S for i in range(len(spread))],
-            spread,
+            [t for t, _ in spread],
+            [v for _, v in spread],
             color=colors[phase],
             label=f"{phase} (p95 {data['beatSpreadMs'].get('p95', float('nan')):.2f} ms)",
         )
+    for phase, color in colors.items():
+        axes[0].plot([], [], color=color, label=phase)
+    axes[0].legend(loc="upper left")
     axes[0].set_xscale("log")
     axes[0].set_xlabel("|clock-offset error| (ms, log)")
     axes[0].set_ylabel("fraction of samples")
     axes[0].set_title("Offset error CDF per follower (solid: Chromium page, dashed: Python)")
-    axes[0].axvline(1.0, color="tab:green", linestyle=":", linewidth=1)
+    axes[0].axvline(1.0, color="tab:green", linestyle=":", linewidth=1)  # loopback target
     axes[0].axvline(2.0, color="tab:orange", linestyle=":", linewidth=1)
     axes[0].grid(True, which="both", alpha=0.3)
-    axes[1].set_xlabel("sampling time (s, ~one round per 0.2 s)")
+    axes[1].set_xlabel("server time since the phase's first round (s)")
     axes[1].set_ylabel("beat spread across followers (ms)")
     axes[1].set_title("Beat-time spread (max - min error in a round)")
     axes[1].axhline(3.0, color="tab:red", linestyle=":", linewidth=1, label="3 ms target")
@@ -537,6 +581,7 @@ def report(phase: str, data: dict[str, Any]) -> None:
         print(f"{key:18} {data[key]}")
     spread = data["tempoChangeSpreadMs"]
     print(f"tempo changes: {data['tempoChanges']}, spread per change (ms): {spread}")
+    print("experiment:", json.dumps(data["experiment"]))
     if "emulator" in data:
         print("emulator up:", data["emulator"]["up"])
         print("emulator down:", data["emulator"]["down"])
