@@ -49,6 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load_client import SioClient, clock_offset, connect, now_ms
 from load_server import raise_fd_limit
 
+from bandsync_desktop.core.session import member_id
+
 HERE = Path(__file__).resolve().parent
 TICK_MS = 100.0
 QUIET = ("--appendonly", "no", "--loglevel", "warning")
@@ -376,15 +378,15 @@ class Soak:
             if not sync["isPlaying"]:
                 problems.append(f"{plan.session_id}: stopped playing")
             snapshot = plan.leader.last_snapshot or {}
-            members = {m.get("clientId") for m in snapshot.get("members", [])}
-            wanted = {plan.leader.client_id, *(m.client_id for m in plan.members)}
+            members = {m.get("memberId") for m in snapshot.get("members", [])}
+            wanted = {member_id(c.client_id) for c in (plan.leader, *plan.members)}
             if members != wanted:
                 problems.append(
                     f"{plan.session_id}: members differ: missing {sorted(wanted - members)},"
                     f" extra {sorted(members - wanted)}"
                 )
-            if snapshot.get("leaderClientId") != plan.leader.client_id:
-                problems.append(f"{plan.session_id}: leader {snapshot.get('leaderClientId')}")
+            if snapshot.get("leaderMemberId") != member_id(plan.leader.client_id):
+                problems.append(f"{plan.session_id}: leader {snapshot.get('leaderMemberId')}")
         regressions = sum(m.version_regressions for m in self.everyone())
         if regressions:
             problems.append(f"{regressions} snapshots arrived with an older version")

@@ -22,6 +22,7 @@ leader command in every session and can hold the lead itself.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,20 @@ from .validation import Role
 
 CONSOLE: Final = "~console"  # the console's actor id; "~" can never appear in a client's id
 CONSOLE_NAME: Final = "Console"
+ANONYMOUS_PREFIX: Final = "~s:"  # members who sent no clientId are keyed by their socket
+
+
+def member_id(client_id: str) -> str:
+    """The public id of a member: stable across reconnects, but not the ``clientId``.
+
+    A ``clientId`` is what re-attaches a device to its seat (and its lead), so it works as a
+    secret of that device and never goes on the wire; others see this digest instead.
+    """
+    if client_id == CONSOLE:
+        return "console"
+    return "m-" + hashlib.sha256(client_id.encode()).hexdigest()[:16]
+
+
 FORMAT: Final = 1  # version of the stored form of a session
 
 Notice = tuple[str, dict[str, Any]]
@@ -179,8 +194,10 @@ class Session:
         return None
 
     def find_member(self, ref: str) -> Member:
-        """A member by client id or socket id."""
+        """A member by socket id or public member id (or client id, for the console)."""
         member = self.members.get(ref) or self.member_by_socket(ref)
+        if member is None:
+            member = next((m for m in self.members.values() if member_id(m.client_id) == ref), None)
         if member is None:
             raise MemberNotFound(f"no member {ref!r} in session {self.session_id!r}")
         return member
@@ -244,10 +261,10 @@ class Session:
         return {
             "sessionId": self.session_id,
             "leaderSocketId": leader.socket_id if leader else None,
-            "leaderClientId": self.leader_id,
+            "leaderMemberId": member_id(self.leader_id) if self.leader_id else None,
             "leaderName": self._leader_name(),
             "previousLeaderSocketId": previous_member.socket_id if previous_member else None,
-            "previousLeaderClientId": previous,
+            "previousLeaderMemberId": member_id(previous) if previous else None,
             "reason": reason,
         }
 
@@ -290,7 +307,7 @@ class Session:
         rules: Rules,
     ) -> tuple[Member, str | None, list[Notice]]:
         """Add (or re-attach) a member. Returns the member, the socket it replaced, notices."""
-        cid = client_id or socket_id
+        cid = client_id or ANONYMOUS_PREFIX + socket_id
         existing = self.members.get(cid)
         away = self.away.get(cid)
         if existing is None and len(self.members) >= rules.max_members:
@@ -342,7 +359,7 @@ class Session:
                 {
                     "sessionId": self.session_id,
                     "socketId": member.socket_id,
-                    "clientId": member.client_id,
+                    "memberId": member_id(member.client_id),
                     "displayName": member.display_name,
                 },
             )
@@ -586,7 +603,7 @@ class Session:
     def member_wire(self, member: Member) -> dict[str, Any]:
         return {
             "socketId": member.socket_id,
-            "clientId": member.client_id,
+            "memberId": member_id(member.client_id),
             "displayName": member.display_name,
             "role": self.role_of(member.client_id),
             "joinedAt": member.joined_at,
@@ -608,7 +625,7 @@ class Session:
             "positionMs": position,
             "isPlaying": latest.playing,
             "leaderSocketId": leader.socket_id if leader else None,
-            "leaderClientId": self.leader_id,
+            "leaderMemberId": member_id(self.leader_id) if self.leader_id else None,
             "leaderName": self._leader_name(),
             "protected": self.protected,
             "message": self.message,

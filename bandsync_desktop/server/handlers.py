@@ -14,7 +14,7 @@ import socketio
 
 from ..core import validation
 from ..core.errors import BandSyncError, ErrorCode, SessionExists, ValidationError
-from ..core.session import Notice, Session, Song
+from ..core.session import ANONYMOUS_PREFIX, Notice, Session, Song, member_id
 from ..log import SERVER
 from .service import SessionService, new_session_id, parse_join
 
@@ -72,6 +72,20 @@ def _version(session: Session) -> dict[str, Any]:
     return {"sessionId": session.session_id, "version": session.version}
 
 
+def _joined(session: Session, sid: str) -> dict[str, Any]:
+    """A join's ack: the member's own ids (its clientId only if it chose one) and role."""
+    member = session.member_by_socket(sid)
+    assert member is not None  # the join that just succeeded put it there
+    anonymous = member.client_id.startswith(ANONYMOUS_PREFIX)
+    return {
+        **_version(session),
+        "clientId": None if anonymous else member.client_id,
+        "memberId": member_id(member.client_id),
+        "socketId": sid,
+        "role": session.role_of(member.client_id),
+    }
+
+
 def parse_song(
     data: Any,
 ) -> tuple[Song | None, float | None, tuple[int, int] | None, int | None]:
@@ -124,13 +138,7 @@ def register(sio: socketio.AsyncServer, service: SessionService) -> None:
     async def join_session(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         session_id = _session_id(payload)
         session, _ = await service.join(sid, session_id, **parse_join(payload))
-        connection = service.connections[sid]
-        return {
-            **_version(session),
-            "clientId": connection.client_id,
-            "socketId": sid,
-            "role": session.role_of(connection.client_id or sid),
-        }
+        return _joined(session, sid)
 
     @on("create_session")
     async def create_session(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,11 +151,7 @@ def register(sio: socketio.AsyncServer, service: SessionService) -> None:
         )
         if key is None:  # lost a race with another creator of the same id
             raise SessionExists(f"session {session_id!r} exists already")
-        return {
-            **_version(session),
-            "leaderKey": key,
-            "clientId": service.connections[sid].client_id,
-        }
+        return {**_joined(session, sid), "leaderKey": key}
 
     @on("leave_session")
     async def leave_session(sid: str, payload: Mapping[str, Any]) -> None:
@@ -164,14 +168,14 @@ def register(sio: socketio.AsyncServer, service: SessionService) -> None:
     async def hand_over(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         target = payload.get("to")
         if not isinstance(target, str) or not target:
-            raise ValidationError("to must be a member's socketId or clientId")
+            raise ValidationError("to must be a member's socketId or memberId")
         return await command(sid, payload, lambda s, a, now: s.hand_over(now, a, target))
 
     @on("remove_member")
     async def remove_member(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         target = payload.get("member")
         if not isinstance(target, str) or not target:
-            raise ValidationError("member must be a socketId or clientId")
+            raise ValidationError("member must be a socketId or memberId")
         session_id = _session_id(payload)
         actor = service.actor(sid, session_id)
         await service.remove_member(session_id, actor, target)

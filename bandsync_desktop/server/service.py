@@ -309,8 +309,8 @@ class SessionService:
             role, key = "leader", new_key
         now = self.clock.now_ms()
 
-        def change(s: Session) -> tuple[str | None, list[Notice]]:
-            _member, replaced, notices = s.join(
+        def change(s: Session) -> tuple[str, str | None, list[Notice]]:
+            member, replaced, notices = s.join(
                 now,
                 sid,
                 client_id=client_id,
@@ -320,10 +320,10 @@ class SessionService:
                 device=connection.user_agent,
                 rules=self.rules,
             )
-            return replaced, notices
+            return member.client_id, replaced, notices
 
         try:
-            session, (replaced, notices) = await self._update(session_id, change)
+            session, (member_client_id, replaced, notices) = await self._update(session_id, change)
         except BandSyncError:
             if created and not create_protected:
                 # A refused first join leaves no empty ad hoc session behind.
@@ -333,7 +333,7 @@ class SessionService:
         if switching:  # only once the new session took it: a refused join changes nothing
             await self._detach(connection, disconnected=False)
         connection.session_id = session_id
-        connection.client_id = client_id or sid
+        connection.client_id = member_client_id
         connection.wants_ticks = wants_ticks
         await self.emitter.enter_room(sid, session_id)
         if wants_ticks:

@@ -428,7 +428,8 @@
       }
       rescheduleClicks();
     }
-    const me = (snapshot.members || []).find((m) => m.clientId === state.clientId);
+    // clientIds never go on the wire (they re-attach a seat); find this page by its socket
+    const me = (snapshot.members || []).find((m) => state.socket && m.socketId === state.socket.id);
     if (me && me.role) {
       state.role = me.role;
     }

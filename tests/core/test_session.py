@@ -13,7 +13,7 @@ from bandsync_desktop.core.errors import (
     SessionFull,
     ValidationError,
 )
-from bandsync_desktop.core.session import CONSOLE, Rules, Session, Song
+from bandsync_desktop.core.session import CONSOLE, Rules, Session, Song, member_id
 
 T0 = 1_000_000.0
 RULES = Rules(leader_grace_ms=10_000, member_memory_ms=60_000, max_members=4, lead_ms=200)
@@ -69,7 +69,7 @@ def test_open_session_takeover_and_role_changed():
     assert s.leader_id == "b"
     event, payload = notices[0]
     assert event == "role_changed"
-    assert payload["previousLeaderClientId"] == "a"
+    assert payload["previousLeaderMemberId"] == member_id("a")
     assert s.role_of("a") == "follower"
 
 

@@ -64,7 +64,8 @@ async def test_join_gets_a_snapshot_with_every_field(make_client):
         "ok": True,
         "sessionId": "gig",
         "version": data["version"],
-        "clientId": client.sid,
+        "clientId": None,  # it sent none; its seat is keyed by its socket
+        "memberId": data["members"][0]["memberId"],
         "socketId": client.sid,
         "role": "follower",
     }
@@ -340,12 +341,12 @@ async def test_protected_session_needs_the_key(make_client, server):
     assert ack["error"]["code"] == "LEADER_KEY_REQUIRED"
     ack = await other.call("set_role", {"sessionId": "band-x", "role": "leader", "leaderKey": "x"})
     assert ack["error"]["code"] == "LEADER_KEY_REQUIRED"
-    assert server.service.sessions["band-x"].leader_id == owner.sid
+    assert server.service.sessions["band-x"].leader.socket_id == owner.sid
     ack = await other.call("set_role", {"sessionId": "band-x", "role": "leader", "leaderKey": key})
-    assert ack["ok"] and server.service.sessions["band-x"].leader_id == other.sid
+    assert ack["ok"] and server.service.sessions["band-x"].leader.socket_id == other.sid
     # hand-over back, by the current leader
     ack = await other.call("hand_over", {"sessionId": "band-x", "to": owner.sid})
-    assert ack["ok"] and server.service.sessions["band-x"].leader_id == owner.sid
+    assert ack["ok"] and server.service.sessions["band-x"].leader.socket_id == owner.sid
 
 
 async def test_expiry_with_a_fake_clock(start_server):

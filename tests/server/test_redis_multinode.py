@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bandsync_desktop.config import Settings
+from bandsync_desktop.core.session import member_id
 from bandsync_desktop.server.app import CLUSTER, ServerRunner, create_app
 from tests.helpers.clients import Recorder
 from tests.helpers.redis import RedisServer, ServerProcess, free_port
@@ -97,10 +98,10 @@ async def test_leader_on_node_a_drives_followers_on_node_b(
         paused = legacy.next("pause")
         await leader.close()
         assert (await asyncio.wait_for(paused, 3))["isPlaying"] is False
-        await until(lambda: modern.last("snapshot")["leaderClientId"] is None)
-        assert [m["clientId"] for m in modern.last("snapshot")["members"]] == [
-            "legacy-1",
-            "modern-1",
+        await until(lambda: modern.last("snapshot")["leaderMemberId"] is None)
+        assert [m["memberId"] for m in modern.last("snapshot")["members"]] == [
+            member_id("legacy-1"),
+            member_id("modern-1"),
         ]
         # Node A stopping tells its own sockets, not B's.
         node_a.signal(15)
@@ -138,10 +139,10 @@ async def test_a_dead_node_leaves_seats_held_and_the_band_playing_on_the_other(
 
         node_a.signal(9)  # SIGKILL: no goodbye from A
         left = follower.next("user_left")
-        assert (await asyncio.wait_for(left, 5))["clientId"] == "lead-1"
-        await until(lambda: follower.last("snapshot")["leaderClientId"] is None)
+        assert (await asyncio.wait_for(left, 5))["memberId"] == member_id("lead-1")
+        await until(lambda: follower.last("snapshot")["leaderMemberId"] is None)
         snap = follower.last("snapshot")
-        assert [m["clientId"] for m in snap["members"]] == ["fol-1"]
+        assert [m["memberId"] for m in snap["members"]] == [member_id("fol-1")]
         assert snap["isPlaying"] is True and snap["tempoBpm"] == 128  # the band plays on
         follower.clear()
         await asyncio.sleep(0.35)

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bandsync_desktop.core.session import member_id
 from bandsync_desktop.server.storage.redis import RedisStore
 from tests.helpers.clients import Recorder
 from tests.helpers.redis import RedisServer, free_port
@@ -127,7 +128,8 @@ async def test_server_starts_without_redis_and_joins_work(start_server: Any) -> 
     try:
         snapshot = client.next("snapshot")
         await ok(client, "join_session", {"sessionId": "nobody-home", "clientId": "c1"})
-        assert [m["clientId"] for m in (await asyncio.wait_for(snapshot, 3))["members"]] == ["c1"]
+        members = (await asyncio.wait_for(snapshot, 3))["members"]
+        assert [m["memberId"] for m in members] == [member_id("c1")]
         absent.start()
         await wait_until(lambda: _state_is(server.url, "redis"), timeout=15.0)
         check = RedisStore(absent.url)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from bandsync_desktop.core.session import member_id
 from bandsync_desktop.server.storage.redis import RedisStore
 from tests.helpers.clients import Recorder
 from tests.helpers.redis import RedisServer, ServerProcess, free_port
@@ -106,7 +107,7 @@ async def test_restarted_server_serves_the_session_again(
         before = await ok(leader, "sync_request", {})
         assert before["isPlaying"] is True
         seats = {
-            m["clientId"]: m["joinedAt"]
+            m["memberId"]: m["joinedAt"]
             for m in (await latest_snapshot(clients[2], lambda s: len(s["members"]) == 3))[
                 "members"
             ]
@@ -139,13 +140,14 @@ async def test_restarted_server_serves_the_session_again(
         final = await latest_snapshot(
             probe,
             lambda s: (
-                {m["clientId"] for m in s["members"]} == {"lead-1", "bass-1", "drums-1", "probe-1"}
-                and s["leaderClientId"] == "lead-1"
+                {m["memberId"] for m in s["members"]}
+                == {member_id(c) for c in ("lead-1", "bass-1", "drums-1", "probe-1")}
+                and s["leaderMemberId"] == member_id("lead-1")
             ),
         )
         for member in final["members"]:
-            if member["clientId"] in seats:
-                assert member["joinedAt"] == seats[member["clientId"]]
+            if member["memberId"] in seats:
+                assert member["joinedAt"] == seats[member["memberId"]]
         assert final["isPlaying"] is True
         after = await ok(leader, "set_tempo", {"tempo": 150})  # the leader leads again
         assert after["version"] > final["version"] - 1

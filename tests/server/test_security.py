@@ -126,7 +126,7 @@ async def test_a_protected_session_needs_its_key(server, make_client):
     assert await stored(server, "locked") == before
     # the control: the key itself works
     await ok(follower, "set_role", {"sessionId": "locked", "role": "leader", "leaderKey": key})
-    assert (await stored(server, "locked"))["leaderId"] == follower.sid
+    assert (await stored(server, "locked"))["leaderId"] == "~s:" + follower.sid
 
 
 async def test_a_taken_session_id_cannot_be_created_again(server, make_client):
@@ -137,25 +137,44 @@ async def test_a_taken_session_id_cannot_be_created_again(server, make_client):
     assert await stored(server, "locked") == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known hole (docs/security.md, finding 1): a member's clientId is broadcast in "
-    "every snapshot and re-attaching with it needs no other proof",
-)
 async def test_a_member_cannot_take_over_the_leaders_seat_with_its_client_id(server, make_client):
+    """A clientId re-attaches a device to its seat (and its lead), so it never goes on the wire:
+    members are shown by socketId and a public memberId, neither of which re-attaches."""
     leader = await make_client("leader")
     created = await ok(leader, "create_session", {"sessionId": "seat", "clientId": "lead-phone-1"})
     assert created["leaderKey"]
     follower = await make_client("follower")
-    snapshot = follower.next("snapshot")
-    await ok(follower, "join_session", {"sessionId": "seat"})
-    leader_client_id = (await asyncio.wait_for(snapshot, 3))["leaderClientId"]
+    await ok(follower, "join_session", {"sessionId": "seat", "clientId": "fol-phone-1"})
+    await ok(leader, "set_tempo", {"sessionId": "seat", "tempo": 99})
+    seen = repr(follower.events)
+    assert "lead-phone-1" not in seen  # no event the follower got carries the leader's clientId
+    snapshot = follower.last("snapshot")
+    public_ids = {snapshot["leaderSocketId"], snapshot["leaderMemberId"]} | {
+        value for m in snapshot["members"] for value in (m["socketId"], m["memberId"])
+    }
     attacker = await make_client("attacker")
-    ack = await attacker.call("join_session", {"sessionId": "seat", "clientId": leader_client_id})
-    if ack["ok"]:
-        ack = await attacker.call("set_tempo", {"sessionId": "seat", "tempo": 33})
-    assert ack["ok"] is False
+    for guess in sorted(public_ids):
+        ack = await attacker.call("join_session", {"sessionId": "seat", "clientId": guess})
+        if ack["ok"]:
+            ack = await attacker.call("set_tempo", {"sessionId": "seat", "tempo": 33})
+        assert ack["ok"] is False, guess
+        await attacker.call("leave_session", {"sessionId": "seat"})
     assert (await stored(server, "seat"))["leaderId"] == "lead-phone-1"
+    assert server.service.sessions["seat"].timeline.latest.tempo_bpm == 99
+
+
+async def test_a_member_without_a_client_id_cannot_be_impersonated_by_its_socket_id(
+    server, make_client
+):
+    leader = await make_client("legacy-leader")
+    await ok(leader, "join_session", {"sessionId": "legacy", "role": "leader"})
+    attacker = await make_client("attacker")
+    ack = await attacker.call("join_session", {"sessionId": "legacy", "clientId": leader.sid})
+    assert ack["ok"] and ack["role"] == "follower"
+    ack = await attacker.call("set_tempo", {"sessionId": "legacy", "tempo": 33})
+    assert ack["error"]["code"] == "NOT_LEADER"
+    members = server.service.sessions["legacy"].members
+    assert len(members) == 2 and leader.sid in {m.socket_id for m in members.values()}
 
 
 # -- the leader key stays with its holder ----------------------------------------------------
