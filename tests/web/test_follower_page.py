@@ -305,3 +305,58 @@ async def test_join_errors_are_shown(browser, start_server):
     assert urlsplit(page.page.url).path == "/s/open-jam"
     assert await page.js("localStorage.getItem('bandsync.name')") == "Sax"
     assert json.loads(await page.js("JSON.stringify(bandsync.lastError)")) is None
+
+
+async def test_chart_scrolls_in_time_and_the_stage_fits_a_phone(browser, server):
+    leader = await leader_of(server.url, "jam")
+    try:
+        context = await browser.new_context(viewport={"width": 360, "height": 640})
+        page = Page(await context.new_page(), context)
+        await page.page.goto(f"{server.url}/s/jam?name=Guitar")
+        await page.wait(SYNCED)
+        chart = "\n".join(
+            f"| line {i} | G . . . | C . . . | D . . . | a-very-long-chord-name-" * 2
+            for i in range(24)
+        )
+        await command(
+            leader,
+            "set_song",
+            song={"title": "Blue Bossa", "chart": chart, "tempo": 240, "countInBars": 0},
+        )
+        await command(leader, "update_message", message="Watch the ending: vamp x4")
+        await page.wait("document.querySelectorAll('.chart-line').length === 24")
+        assert await page.text("#song-title") == "Blue Bossa"
+        assert "vamp" in await page.text("#message")
+        # one chart line per bar: at 240 BPM in 4/4 that is a new line every second
+        while await page.text("#chart-speed") != "1 bar/line":
+            await page.page.click("#chart-speed")
+        await command(leader, "play")
+        await page.wait("bandsync.isPlaying && bandsync.lockedIn")
+        current = (
+            "[...document.querySelectorAll('.chart-line')]"
+            ".findIndex(l => l.classList.contains('current'))"
+        )
+        await page.wait(f"{current} >= 2", timeout=5)
+        bar = (await page.js("bandsync.barBeat()"))["bar"]
+        assert abs(await page.js(current) - (bar - 1)) <= 1
+        assert await page.js("document.getElementById('chart').scrollTop") > 0
+        # portrait and landscape: nothing wider than the screen, controls big enough to hit
+        for width, height in ((360, 640), (640, 360)):
+            await page.page.set_viewport_size({"width": width, "height": height})
+            await page.page.wait_for_timeout(100)
+            assert await page.js("document.documentElement.scrollWidth") <= width
+            sizes = await page.js(
+                "[...document.querySelectorAll('#controls button')]"
+                ".map(b => { const r = b.getBoundingClientRect(); return [r.width, r.height]; })"
+            )
+            assert sizes and all(w >= 44 and h >= 44 for w, h in sizes), sizes
+        # every control has an accessible name; state changes are announced
+        unnamed = await page.js(
+            "[...document.querySelectorAll('button, input')].filter(e => !(e.labels && "
+            "e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()).length"
+        )
+        assert unnamed == 0
+        assert await page.js("document.getElementById('play-state').getAttribute('aria-live')")
+        assert page.errors == [] and page.console_errors == []
+    finally:
+        await leader.close()
