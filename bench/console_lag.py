@@ -67,6 +67,8 @@ async def run_followers(
     sys.path.insert(0, str(ROOT))
     from bandsync_desktop.gui.demo import DEMO_MEMBERS, SimulatedFollower
 
+    done = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
     rng = random.Random(7)
     legacy = round(count * legacy_share)
     members = [
@@ -91,8 +93,6 @@ async def run_followers(
             await asyncio.sleep(sync_every * rng.uniform(0.8, 1.2))
 
     syncing = [asyncio.create_task(keep_syncing(m)) for m in members]
-    done = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), hold_s)  # until the console says stop
     for task in syncing:
@@ -113,8 +113,6 @@ async def run_followers(
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from PySide6.QtCore import QElapsedTimer, QTimer
-
     from bandsync_desktop.gui.main_window import MainWindow
 
     window: MainWindow = args.window
@@ -140,10 +138,27 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         str(args.sync_every),
         stdout=asyncio.subprocess.PIPE,
     )
+    try:
+        return await play_and_measure(args, window, followers)
+    finally:
+        if followers.returncode is None:  # whatever happened, leave no followers behind
+            followers.kill()
+            await followers.wait()
+
+
+async def play_and_measure(
+    args: argparse.Namespace, window: Any, followers: asyncio.subprocess.Process
+) -> dict[str, Any]:
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    bridge = window.bridge
     assert followers.stdout is not None
     started = time.monotonic()
     line = await asyncio.wait_for(followers.stdout.readline(), timeout=120)
+    if not line:
+        raise RuntimeError("the followers' process ended before they all joined (its stderr)")
     joined = json.loads(line)["joined"]
+    print(f"{joined} followers joined in {time.monotonic() - started:.1f} s", file=sys.stderr)
     join_s = time.monotonic() - started
     session = bridge.session
     assert session is not None and len(session.members) == joined, "not everyone joined"
@@ -192,7 +207,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     bridge.pause()
     await asyncio.sleep(0.5)
     followers.terminate()
-    remaining, _ = await followers.communicate()
+    remaining, _ = await asyncio.wait_for(followers.communicate(), timeout=30)
     totals: dict[str, Any] = {}
     for text in remaining.decode().splitlines():
         data = json.loads(text)
