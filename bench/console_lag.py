@@ -311,6 +311,7 @@ def console_main(args: argparse.Namespace) -> int:
     result["machine"] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "loadAverage1mAtEnd": round(os.getloadavg()[0], 2),
         "note": "shared 2-core machine; the followers run in a second process on it",
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
