@@ -320,6 +320,8 @@
         updateConnection();
         state.freshEstimator = state.estimator.size ? new core.OffsetEstimator() : null;
         burst(BURST_AT_JOIN, BURST_GAP_MS);
+        // the console shows link health as soon as the join burst is in, not 5 s later
+        window.setTimeout(reportSync, BURST_AT_JOIN * BURST_GAP_MS + 250);
       },
     );
   }

@@ -6,6 +6,7 @@ so each has its own localStorage (name and clientId), as separate phones would.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from typing import Any
@@ -131,12 +132,12 @@ async def test_count_in_counts_down_then_plays_and_late_joiner_enters_on_a_bar(b
     try:
         page = await open_page(browser, f"{server.url}/s/jam?name=Drums")
         await command(leader, "set_tempo", tempo=240)
-        await command(leader, "set_count_in", bars=1)
+        await command(leader, "set_count_in", bars=2)
         await command(leader, "play")
         await page.wait("bandsync.countingIn", timeout=2)
         assert await page.text("#play-state") == "COUNT-IN"
-        assert await page.text("#countin") in {"1", "2", "3", "4"}
-        await page.wait("bandsync.isPlaying && !bandsync.countingIn", timeout=3)
+        assert await page.text("#countin") in {str(n) for n in range(1, 9)}
+        await page.wait("bandsync.isPlaying && !bandsync.countingIn", timeout=4)
         await page.wait("document.getElementById('countin').hidden")
         assert await page.text("#play-state") == "PLAYING"
         beat = await page.js("bandsync.beat()")
@@ -360,3 +361,36 @@ async def test_chart_scrolls_in_time_and_the_stage_fits_a_phone(browser, server)
         assert page.errors == [] and page.console_errors == []
     finally:
         await leader.close()
+
+
+async def test_console_sees_the_pages_link_health(browser, start_server):
+    server = await start_server(heartbeat_interval_s=0.3)
+    page = await open_page(browser, f"{server.url}/s/jam?name=Horns")
+    client_id = await page.js("bandsync.clientId")
+    service = server.service
+
+    def link() -> Any:
+        for connection in service.connections.values():
+            if connection.client_id == client_id:
+                return connection.link
+        return None
+
+    for _ in range(100):  # the page reports once its join burst is in (~1 s)
+        current = link()
+        if (
+            current is not None
+            and current.uncertainty_ms is not None
+            and len(current.rtt_samples) >= 4
+        ):
+            break
+        await asyncio.sleep(0.05)
+    current = link()
+    assert current is not None
+    assert current.uncertainty_ms == pytest.approx(
+        await page.js("bandsync.offsetUncertaintyMs"), abs=1.0
+    )
+    assert 0 <= current.uncertainty_ms < 5
+    assert current.offset_ms is not None
+    # the answers to heartbeats (every 0.3 s here; sync reports come every 5 s) give the RTT
+    assert len(current.rtt_samples) >= 4 and max(current.rtt_samples) < 50
+    assert page.errors == []
