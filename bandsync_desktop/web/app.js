@@ -715,8 +715,11 @@
       const local = performance.now();
       const unc = state.estimator.uncertainty(local);
       const rtt = state.estimator.rtt(local);
-      setText(el.syncInfo, unc === null ? 'clock: syncing' :
-        'clock ±' + unc.toFixed(1) + ' ms · rtt ' + rtt.toFixed(1) + ' ms');
+      // Wake Lock exists only in secure contexts (https or localhost); a phone on the LAN's
+      // plain http has none, so say how to keep the screen on.
+      const sleepHint = 'wakeLock' in navigator ? '' : ' · turn screen auto-lock off';
+      setText(el.syncInfo, (unc === null ? 'clock: syncing' :
+        'clock ±' + unc.toFixed(1) + ' ms · rtt ' + rtt.toFixed(1) + ' ms') + sleepHint);
     }
     if (!timeline || now === null || !state.joined) {
       el.flash.style.opacity = '0';
