@@ -211,8 +211,8 @@ class Bridge(QObject):
             PortInUse: the port is taken (with the next free one, if any).
             StartupError: the settings are unusable (an invalid Redis URL, say).
         """
-        if self.runner is not None:
-            return
+        if self.runner is not None or self._state == "starting":
+            return  # running already, or a start is under way (a double click)
         host = self.settings.host if host is None else host
         port = self.settings.port if port is None else port
         self._set_state("starting")
@@ -224,9 +224,16 @@ class Bridge(QObject):
         runner = ServerRunner(app)
         try:
             await runner.start(host, port)
-        except OSError as exc:
+        except BaseException as exc:
             self._set_state("failed")
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES) or not port_is_free(host, port):
+            if not isinstance(exc, OSError):
+                raise
+            if exc.errno == errno.EACCES:
+                raise StartupError(
+                    f"not allowed to listen on port {port} (ports below 1024 need "
+                    "administrator rights): choose another port in Settings"
+                ) from exc
+            if exc.errno == errno.EADDRINUSE or not port_is_free(host, port):
                 raise PortInUse(host, port, next_free_port(host, port)) from exc
             raise StartupError(f"cannot listen on {host}:{port}: {exc}") from exc
         self.runner = runner

@@ -173,6 +173,15 @@ class MainWindow(QMainWindow):
                 self, "Cannot start the server", str(exc), interactive=self.interactive
             )
             return False
+        except Exception as exc:  # anything else that stops the start: say it, keep the window
+            GUI.exception("the server did not start")
+            show_fatal_error(
+                self,
+                "Cannot start the server",
+                f"{exc.__class__.__name__}: {exc}",
+                interactive=self.interactive,
+            )
+            return False
         return True
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 
@@ -123,3 +124,17 @@ def test_qr_code_and_small_formatters(qapp: object) -> None:
     )
     assert short_device("Python/3.11 aiohttp/3.14") == "Python/3.11"
     assert short_device("") == "—"
+
+
+def test_a_double_start_starts_one_server(run: Run) -> None:
+    bridge = Bridge(Settings(host="127.0.0.1", port=0))
+
+    async def start_twice() -> None:
+        await asyncio.gather(bridge.start(), bridge.start())
+
+    try:
+        run(start_twice())
+        assert bridge.running and bridge.state.startswith("running on port")
+    finally:
+        run(bridge.stop())
+    assert not bridge.running and bridge.state == "stopped"
