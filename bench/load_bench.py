@@ -107,6 +107,8 @@ class Bench:
 
     def start_server(self) -> None:
         command = [sys.executable, str(HERE / "load_server.py"), "--variant", self.args.variant]
+        if self.args.gc_log_ms is not None:
+            command += ["--gc-log-ms", str(self.args.gc_log_ms)]
         self.server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert self.server.stdout is not None
         line = self.server.stdout.readline().strip()
@@ -399,6 +401,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--py-spy", metavar="PATH", help="profile the server during the last step (collapsed)"
+    )
+    parser.add_argument(
+        "--gc-log-ms", type=float, help="server prints GC passes longer than this (stderr)"
     )
     parser.add_argument("--max-seconds", type=float, default=600.0, help="time budget")
     parser.add_argument("--out", help="JSON path (default bench/results/load_bench*.json)")

@@ -24,6 +24,10 @@ from collections.abc import Callable
 from typing import Any
 
 TICK_PREFIX = '42["scroll_tick",'
+PHONE_USER_AGENT = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0.0.0 Mobile Safari/537.36"
+)
 
 
 def now_ms() -> float:
@@ -102,14 +106,21 @@ class SioClient(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         key = base64.b64encode(os.urandom(16)).decode()
+        # The headers a phone's browser sends with its upgrade (the server keeps them for the
+        # connection's life, so they count in its memory per connection).
         lines = [
             "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1",
             f"Host: {self.host}:{self.port}",
-            "Upgrade: websocket",
             "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {key}",
+            "Pragma: no-cache",
+            "Cache-Control: no-cache",
+            f"User-Agent: {PHONE_USER_AGENT}",
+            "Upgrade: websocket",
+            f"Origin: http://{self.host}:{self.port}",
             "Sec-WebSocket-Version: 13",
-            "User-Agent: bandsync-load-bench",
+            "Accept-Encoding: gzip, deflate",
+            "Accept-Language: en-GB,en;q=0.9,de;q=0.8",
+            f"Sec-WebSocket-Key: {key}",
         ]
         if self.offer_deflate:
             lines.append("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits")

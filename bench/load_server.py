@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import resource
 import signal
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -51,8 +53,30 @@ def apply_variant(app: object, variant: str) -> None:
         fanout.enabled = False
 
 
+def log_gc_pauses(threshold_ms: float) -> None:
+    """Print every garbage-collection pass longer than ``threshold_ms`` to stderr."""
+    started: list[float] = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        pause_ms = (time.perf_counter() - started[0]) * 1000.0
+        if pause_ms >= threshold_ms:
+            print(
+                f"gc: generation {info['generation']} pass took {pause_ms:.0f} ms"
+                f" ({len(gc.get_objects())} objects tracked)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    gc.callbacks.append(callback)
+
+
 async def main(args: argparse.Namespace) -> None:
     raise_fd_limit()
+    if args.gc_log_ms is not None:
+        log_gc_pauses(args.gc_log_ms)
     settings = Settings(host="127.0.0.1", port=args.port, redis_url=args.redis_url)
     app = create_app(settings)
     apply_variant(app, args.variant)
@@ -73,6 +97,9 @@ if __name__ == "__main__":
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--variant", choices=VARIANTS, default="product")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument(
+        "--gc-log-ms", type=float, help="print garbage-collection passes longer than this"
+    )
     arguments = parser.parse_args()
     log.configure(getattr(logging, arguments.log_level.upper(), logging.WARNING))
     asyncio.run(main(arguments))
