@@ -7,7 +7,9 @@
  *   rtt    = (t3 - t0) - (t2 - t1)
  *   offset = ((t1 - t0) + (t2 - t3)) / 2        server = local + offset
  * The true offset lies within rtt/2 of a sample's estimate; that bound widens with the
- * sample's age at DRIFT_BOUND (100 ppm). The estimate is the sample with the tightest bound.
+ * sample's age at DRIFT_BOUND (100 ppm). Each sample is an interval offset ± bound holding the
+ * truth; the estimate is the middle of the intersection of the newest samples that agree, its
+ * half-width the uncertainty.
  *
  * The timeline is the one of bandsync_desktop/core/timeline.py: a list of segments; the one
  * in force at server time t is the last whose startServerTime <= t (the first for earlier t).
@@ -50,7 +52,7 @@
     return sample.rtt / 2 + Math.max(0, localNow - sample.t3) * DRIFT_BOUND;
   }
 
-  /** Keeps the last `window` samples and picks the one with the tightest bound now. */
+  /** Keeps the last `window` samples; estimates from the intersection of their intervals. */
   class OffsetEstimator {
     constructor(window = 32) {
       this.window = window;
@@ -71,32 +73,44 @@
       return this.samples.length;
     }
 
-    best(localNow) {
-      let found = null;
-      let bound = Infinity;
-      for (const sample of this.samples) {
-        const b = boundAt(sample, localNow);
-        if (b < bound) {
-          bound = b;
-          found = sample;
+    /** {offset, uncertainty, rtt, samples} or null: newest samples first, while they overlap. */
+    estimate(localNow) {
+      let lo = -Infinity;
+      let hi = Infinity;
+      let rtt = Infinity;
+      let used = 0;
+      for (let i = this.samples.length - 1; i >= 0; i -= 1) {
+        const sample = this.samples[i];
+        const bound = boundAt(sample, localNow);
+        const newLo = Math.max(lo, sample.offset - bound);
+        const newHi = Math.min(hi, sample.offset + bound);
+        if (newLo > newHi) {
+          break; // this older sample disagrees with the newer ones
         }
+        lo = newLo;
+        hi = newHi;
+        rtt = Math.min(rtt, sample.rtt);
+        used += 1;
       }
-      return found;
+      if (used === 0) {
+        return null;
+      }
+      return { offset: (lo + hi) / 2, uncertainty: (hi - lo) / 2, rtt, samples: used };
     }
 
     offset(localNow) {
-      const best = this.best(localNow);
-      return best === null ? null : best.offset;
+      const e = this.estimate(localNow);
+      return e === null ? null : e.offset;
     }
 
     uncertainty(localNow) {
-      const best = this.best(localNow);
-      return best === null ? null : boundAt(best, localNow);
+      const e = this.estimate(localNow);
+      return e === null ? null : e.uncertainty;
     }
 
     rtt(localNow) {
-      const best = this.best(localNow);
-      return best === null ? null : best.rtt;
+      const e = this.estimate(localNow);
+      return e === null ? null : e.rtt;
     }
   }
 

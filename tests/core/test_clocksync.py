@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bandsync_desktop.core.clocksync import DRIFT_BOUND, OffsetEstimator, SyncSample
 
@@ -45,14 +47,64 @@ def test_estimator_picks_the_tightest_sample_under_heavy_jitter():
     assert est.uncertainty(t) < 10
 
 
-def test_old_samples_lose_to_fresher_ones_through_drift_bound():
+def test_one_sample_gives_its_own_interval():
     est = OffsetEstimator()
-    est.add(exchange(0.0, 0.0, 1.0, 1.0))  # rtt 2 ms, but old
-    est.add(exchange(0.0, 100_000.0, 2.0, 2.0))  # rtt 4 ms, fresh
-    now = 100_010.0
-    best = est.best(now)
-    assert best is not None and best.t0 == 100_000.0
-    assert est.uncertainty(now) == pytest.approx(2.0 + (now - best.t3) * DRIFT_BOUND)
+    sample = exchange(10.0, 0.0, 1.0, 3.0)
+    est.add(sample)
+    now = sample.t3
+    assert est.offset(now) == pytest.approx(sample.offset)
+    assert est.uncertainty(now) == pytest.approx(sample.rtt / 2)
+    assert est.rtt(now) == pytest.approx(sample.rtt)
+
+
+def test_the_intersection_is_tighter_than_any_one_sample():
+    est = OffsetEstimator()
+    # one path slow upstream, one slow downstream: the errors point opposite ways
+    a = exchange(0.0, 0.0, 1.0, 9.0)  # offset estimate -4, bound 5: [-9, 1]
+    b = exchange(0.0, 100.0, 9.0, 1.0)  # offset estimate +4, bound 5: [-1, 9]
+    est.add(a)
+    est.add(b)
+    now = b.t3
+    assert est.offset(now) == pytest.approx(0.0, abs=0.01)
+    assert est.uncertainty(now) < min(a.bound_at(now), b.bound_at(now)) / 4
+    assert est.estimate(now).samples == 2
+
+
+def test_bounds_widen_with_age():
+    est = OffsetEstimator()
+    s = exchange(0.0, 0.0, 1.0, 1.0)
+    est.add(s)
+    assert est.uncertainty(s.t3 + 100_000) == pytest.approx(1.0 + 100_000 * DRIFT_BOUND)
+
+
+def test_an_old_sample_that_disagrees_is_dropped():
+    est = OffsetEstimator()
+    est.add(exchange(50.0, 0.0, 1.0, 1.0))  # the clock stepped since: this one is wrong now
+    fresh = exchange(0.0, 1_000.0, 1.0, 1.0)
+    est.add(fresh)
+    now = fresh.t3
+    assert est.offset(now) == pytest.approx(0.0, abs=1e-9)
+    assert est.estimate(now).samples == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    true=st.floats(min_value=-1e9, max_value=1e9),
+    delays=st.lists(
+        st.tuples(st.floats(0.05, 300.0), st.floats(0.05, 300.0), st.floats(0.0, 2_000.0)),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_the_truth_is_always_within_the_reported_uncertainty(true, delays):
+    est = OffsetEstimator()
+    t = 0.0
+    for up, down, gap in delays:
+        t += gap
+        sample = exchange(true, t, up, down)
+        est.add(sample)
+        t = sample.t3
+    assert abs(est.offset(t) - true) <= est.uncertainty(t) + 1e-6 * max(1.0, abs(true))
 
 
 def test_backwards_samples_are_refused():
