@@ -40,7 +40,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import platform
 import random
@@ -94,18 +93,11 @@ def percentiles(values: list[float]) -> dict[str, float | int]:
     }
 
 
-def intersect_offset(samples: deque[SyncSample], local_now: float) -> float:
-    """Experiment (not the product's rule): the midpoint of the intersection of every
-    sample's interval ``offset ± bound``. Each interval holds the truth, so their intersection
-    does too, and it is never wider than the tightest one alone."""
-    lo, hi = -math.inf, math.inf
-    for sample in samples:
-        bound = sample.bound_at(local_now)
-        lo, hi = max(lo, sample.offset - bound), min(hi, sample.offset + bound)
-    if lo > hi:  # cannot happen with valid bounds; fall back to the tightest sample
-        best = min(samples, key=lambda s: s.bound_at(local_now))
-        return best.offset
-    return (lo + hi) / 2
+def tightest_offset(samples: deque[SyncSample], local_now: float) -> float:
+    """The previous rule, kept for comparison: the offset of the single sample with the
+    tightest bound now. The product intersects the intervals of the newest agreeing samples
+    (``core/clocksync.py``), which is never looser."""
+    return min(samples, key=lambda s: s.bound_at(local_now)).offset
 
 
 # -- processes ------------------------------------------------------------------------------
@@ -156,8 +148,8 @@ class PyFollower(Follower):
         self.server_offset = server_offset
         self.shift = shift_ms
         self.estimator = OffsetEstimator(32)
-        self.recent: deque[SyncSample] = deque(maxlen=32)  # same window, for the experiment
-        self.errors_intersect: list[float] = []
+        self.recent: deque[SyncSample] = deque(maxlen=32)  # same window, for the comparison
+        self.errors_tightest: list[float] = []
         self.pending: set[float] = set()
         self.snapshots: list[tuple[float, list[float]]] = []  # (local arrival, starts)
         self.sio = socketio.AsyncClient(reconnection=False)
@@ -224,7 +216,7 @@ class PyFollower(Follower):
             self.errors.append((truth, local + offset - truth))
             self.bounds.append(self.estimator.uncertainty(local) or 0.0)
             self.rtts.append(self.estimator.rtt(local) or 0.0)
-            self.errors_intersect.append(local + intersect_offset(self.recent, local) - truth)
+            self.errors_tightest.append(local + tightest_offset(self.recent, local) - truth)
 
     def arrival_true(self, start: float) -> float | None:
         for local, starts in self.snapshots:
@@ -414,20 +406,20 @@ async def run_phase(
         per_follower[f.name] = entry
     rounds = min((len(p.errors) for p in pys), default=0)
     experiment = {
-        "note": "Python followers only, same samples: the product's tightest-sample rule "
-        "vs. the intersection of all sample intervals",
-        "tightestAbsErrorMs": percentiles([abs(e) for p in pys for _, e in p.errors]),
-        "intersectAbsErrorMs": percentiles([abs(e) for p in pys for e in p.errors_intersect]),
-        "tightestSpreadMs": percentiles(
+        "note": "Python followers only, same samples: the product's rule (intersection of "
+        "the newest agreeing sample intervals) vs. the previous tightest-sample rule",
+        "intersectAbsErrorMs": percentiles([abs(e) for p in pys for _, e in p.errors]),
+        "tightestAbsErrorMs": percentiles([abs(e) for p in pys for e in p.errors_tightest]),
+        "intersectSpreadMs": percentiles(
             [
                 max(p.errors[i][1] for p in pys) - min(p.errors[i][1] for p in pys)
                 for i in range(rounds)
             ]
         ),
-        "intersectSpreadMs": percentiles(
+        "tightestSpreadMs": percentiles(
             [
-                max(p.errors_intersect[i] for p in pys) - min(p.errors_intersect[i] for p in pys)
-                for i in range(min((len(p.errors_intersect) for p in pys), default=0))
+                max(p.errors_tightest[i] for p in pys) - min(p.errors_tightest[i] for p in pys)
+                for i in range(min((len(p.errors_tightest) for p in pys), default=0))
             ]
         ),
     }
