@@ -1,0 +1,24 @@
+"""Entry point of the frozen app: ``bandsync-desktop`` (console) or ``bandsync-server``.
+
+PyInstaller runs this file as the bundle's main script. The Windows build ships the same
+program twice (a windowed ``bandsync-desktop.exe`` and a console ``bandsync-server.exe``);
+the executable's name picks headless mode for the second.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bandsync_desktop.__main__ import main
+
+
+def _argv() -> list[str]:
+    args = sys.argv[1:]
+    if Path(sys.argv[0]).stem.lower() == "bandsync-server" and "--headless" not in args:
+        args.insert(0, "--headless")
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(main(_argv()))
