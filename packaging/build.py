@@ -50,7 +50,7 @@ DEB_DEPENDS = (
     "libc6 (>= 2.34), libgl1, libegl1, libfontconfig1, libfreetype6, libglib2.0-0, "
     "libdbus-1-3, libxkbcommon0, libxkbcommon-x11-0, libxcb-cursor0, libxcb-icccm4, "
     "libxcb-keysyms1, libxcb-shape0, libxcb-xinerama0, libxcb-randr0, libxcb-render-util0, "
-    "libx11-xcb1"
+    "libx11-xcb1, libwayland-client0, libwayland-cursor0, libwayland-egl1"
 )
 
 
