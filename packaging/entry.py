@@ -8,14 +8,16 @@ the executable's name picks headless mode for the second.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from pathlib import PureWindowsPath
 
 from bandsync_desktop.__main__ import main
 
 
 def _argv() -> list[str]:
     args = sys.argv[1:]
-    if Path(sys.argv[0]).stem.lower() == "bandsync-server" and "--headless" not in args:
+    # PureWindowsPath splits on both "\\" and "/", so this reads any OS's argv[0].
+    name = PureWindowsPath(sys.argv[0]).stem.lower()
+    if name == "bandsync-server" and "--headless" not in args:
         args.insert(0, "--headless")
     return args
 

@@ -18,6 +18,8 @@ from types import ModuleType
 
 import pytest
 
+from .conftest import load_script
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux packaging")
 
 
@@ -134,3 +136,17 @@ def test_freeze_refuses_without_icons(
     monkeypatch.setattr(build_script, "ICONS", tmp_path / "no-icons")
     with pytest.raises(build_script.BuildError, match=r"packaging/icons\.py"):
         build_script.freeze(tmp_path / "dist", tmp_path / "work")
+
+
+def test_frozen_entry_picks_headless_mode_by_executable_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    entry = load_script("entry")
+    monkeypatch.setattr(
+        sys, "argv", [r"C:\\Program Files\\BandSync\\bandsync-server.exe", "--port", "1"]
+    )
+    assert entry._argv() == ["--headless", "--port", "1"]
+    monkeypatch.setattr(sys, "argv", ["/opt/bandsync-desktop/bandsync-desktop", "--port", "1"])
+    assert entry._argv() == ["--port", "1"]
+    monkeypatch.setattr(sys, "argv", ["bandsync-server", "--headless"])
+    assert entry._argv() == ["--headless"]

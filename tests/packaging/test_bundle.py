@@ -71,6 +71,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     assert result.returncode == 0, (
         f"build failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     )
+    shutil.rmtree(base / "work", ignore_errors=True)  # PyInstaller's intermediates: ~100 MB
     folder = base / "dist" / EXE_NAME
     report = json.loads((base / "dist" / "build-report.json").read_text())
     assert report["bundle_bytes"] > 50_000_000  # Python + Qt are in it
