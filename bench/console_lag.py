@@ -61,7 +61,7 @@ def summary(values: list[float]) -> dict[str, Any]:
 
 
 async def run_followers(
-    url: str, count: int, legacy_share: float, hold_s: float, sync_every: float
+    url: str, count: int, legacy_share: float, hold_s: float, sync_every: float, nice: int
 ) -> None:
     """Connect ``count`` followers, keep them syncing, report their counters as JSON."""
     sys.path.insert(0, str(ROOT))
@@ -69,6 +69,10 @@ async def run_followers(
 
     done = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
+    if nice:
+        # The followers stand in for phones, which do not share the console's CPU: on a
+        # 2-core machine they yield to it instead of competing at equal priority.
+        os.nice(nice)
     rng = random.Random(7)
     legacy = round(count * legacy_share)
     members = [
@@ -92,21 +96,32 @@ async def run_followers(
             await member.sync(2)
             await asyncio.sleep(sync_every * rng.uniform(0.8, 1.2))
 
-    syncing = [asyncio.create_task(keep_syncing(m)) for m in members]
+    def totals() -> dict[str, int]:
+        return {
+            "ticks": sum(m.stats.ticks for m in members),
+            "plays": sum(m.stats.plays for m in members),
+            "tempoChanges": sum(m.stats.tempo_changes for m in members),
+            "snapshots": sum(m.stats.snapshots for m in members),
+            "followersThatSawPlay": sum(1 for m in members if m.stats.plays),
+        }
+
+    async def report() -> None:
+        # What they received so far, every second: the console keeps the latest, so it
+        # never depends on this (busy, maybe starved) process answering at the end.
+        while True:
+            await asyncio.sleep(1.0)
+            print(json.dumps({"totals": totals()}), flush=True)
+
+    tasks = [asyncio.create_task(keep_syncing(m)) for m in members]
+    tasks.append(asyncio.create_task(report()))
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), hold_s)  # until the console says stop
-    for task in syncing:
+    for task in tasks:
         task.cancel()
-    await asyncio.gather(*syncing, return_exceptions=True)
-    totals = {
-        "ticks": sum(m.stats.ticks for m in members),
-        "plays": sum(m.stats.plays for m in members),
-        "tempoChanges": sum(m.stats.tempo_changes for m in members),
-        "snapshots": sum(m.stats.snapshots for m in members),
-        "followersThatSawPlay": sum(1 for m in members if m.stats.plays),
-    }
-    print(json.dumps({"totals": totals}), flush=True)
-    await asyncio.gather(*(m.close() for m in members))
+    await asyncio.gather(*tasks, return_exceptions=True)
+    print(json.dumps({"totals": totals()}), flush=True)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(m.close() for m in members)), 10)
 
 
 # -- the console's process ----------------------------------------------------------------
@@ -136,6 +151,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         str(hold_s),
         "--sync-every",
         str(args.sync_every),
+        "--followers-nice",
+        str(args.followers_nice),
         stdout=asyncio.subprocess.PIPE,
     )
     try:
@@ -159,6 +176,14 @@ async def play_and_measure(
         raise RuntimeError("the followers' process ended before they all joined (its stderr)")
     joined = json.loads(line)["joined"]
     print(f"{joined} followers joined in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    latest: dict[str, Any] = {}
+
+    async def read_reports() -> None:
+        assert followers.stdout is not None
+        while text := await followers.stdout.readline():
+            latest.update(json.loads(text))
+
+    reader = asyncio.create_task(read_reports())
     join_s = time.monotonic() - started
     session = bridge.session
     assert session is not None and len(session.members) == joined, "not everyone joined"
@@ -206,13 +231,10 @@ async def play_and_measure(
     rows = bridge.member_rows()
     bridge.pause()
     await asyncio.sleep(0.5)
-    followers.terminate()
-    remaining, _ = await asyncio.wait_for(followers.communicate(), timeout=30)
-    totals: dict[str, Any] = {}
-    for text in remaining.decode().splitlines():
-        data = json.loads(text)
-        totals = data.get("totals", totals)
-    await bridge.stop()
+    await asyncio.sleep(1.5)  # their last report includes the end of the run
+    reader.cancel()
+    totals = latest.get("totals", {})
+    await bridge.stop()  # the followers' process is killed on the way out
     return {
         "followers": joined,
         "legacyShare": args.legacy_share,
@@ -224,6 +246,7 @@ async def play_and_measure(
         "tempoEverySeconds": args.tempo_every,
         "heartbeatSeconds": args.heartbeat_s,
         "syncEverySeconds": args.sync_every,
+        "followersNice": args.followers_nice,
         "guiSlotMs": {name: summary(values) for name, values in slot_ms.items()},
         "membersInTable": len(rows),
         "membersWithRtt": sum(1 for r in rows if r.rtt_ms is not None),
@@ -339,13 +362,25 @@ def main() -> int:
     parser.add_argument(
         "--sync-every", type=float, default=5.0, help="followers' clock-sync period (0: none)"
     )
+    parser.add_argument(
+        "--followers-nice",
+        type=int,
+        default=0,
+        help="niceness of the followers' process (they stand in for phones, which have their "
+        "own CPUs; 0: they compete with the console at equal priority)",
+    )
     parser.add_argument("--followers-of", help=argparse.SUPPRESS)
     parser.add_argument("--hold", type=float, default=120.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.followers_of:
         asyncio.run(
             run_followers(
-                args.followers_of, args.followers, args.legacy_share, args.hold, args.sync_every
+                args.followers_of,
+                args.followers,
+                args.legacy_share,
+                args.hold,
+                args.sync_every,
+                args.followers_nice,
             )
         )
         return 0
