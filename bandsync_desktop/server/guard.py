@@ -8,10 +8,11 @@ phone could fill the log with tracebacks as fast as it can send. The fuzz tests
 (``tests/server/test_fuzz.py``) found these.
 
 ``guard_malformed_packets`` wraps the Engine.IO ``message`` handler: a packet that fails to
-decode or dispatch is logged at DEBUG, answered with ``error {code: INVALID_PAYLOAD}`` and
-counted against the connection's rate limit (a flood of them is answered no more often
-than the limit allows). Exceptions from our own handlers never get here: ``handlers.py``
-turns each into an ``error`` reply itself.
+decode or dispatch (including an event whose name is not a string, or is one of the names
+python-socketio reserves for its own ``connect``/``disconnect`` handlers) is logged at DEBUG,
+answered with ``error {code: INVALID_PAYLOAD}`` and counted against the connection's rate
+limit (a flood of them is answered no more often than the limit allows). Exceptions from our
+own handlers never get here: ``handlers.py`` turns each into an ``error`` reply itself.
 
 ``body_limit`` is an aiohttp middleware for the long-polling transport: python-engineio
 reads a POST body through the request stream (aiohttp's ``client_max_size`` does not apply
@@ -54,6 +55,21 @@ def guard_malformed_packets(sio: socketio.AsyncServer, service: SessionService) 
             await sio.emit("error", error, to=sid)
 
     sio.eio.on("message", guarded)
+
+    dispatch: Callable[[str, str | None, int | None, Any], Awaitable[None]] = sio._handle_event
+    reserved = frozenset(sio.reserved_events)
+
+    async def checked(eio_sid: str, namespace: str | None, ack_id: int | None, data: Any) -> None:
+        # python-socketio dispatches the event name as sent: an unhashable one fails in a
+        # background task (an unretrieved exception), and a client may name its event
+        # "connect" or "disconnect" and so run those handlers on its own socket.
+        if not isinstance(data, list) or not data or not isinstance(data[0], str):
+            raise ValueError("an event needs a name")
+        if data[0] in reserved:
+            raise ValueError(f"{data[0]!r} is not an event a client may send")
+        await dispatch(eio_sid, namespace, ack_id, data)
+
+    sio._handle_event = checked
 
 
 def body_limit(limit: int) -> Callable[..., Awaitable[web.StreamResponse]]:

@@ -427,11 +427,21 @@ def test_membership_events_with_bad_ids_or_keys_change_nothing(arena):
     arena.run(still_serving(server, leader))
 
 
+RAW_BODIES = (
+    '["join_session"',
+    "[]",
+    "[null]",
+    "[1,2]",
+    '{"a":1}',
+    '["x",{}]',
+    '[["x"],1]',
+    '["connect",{}]',
+    '["disconnect"]',
+    '[{"a":1}]',
+)
 raw_packets = st.tuples(
     st.sampled_from(["", "4", "42", "43", "40", "45", "451-", "46", "4/", "2", "3", "5", "6", "9"]),
-    st.text(max_size=40)
-    | json_values.map(json.dumps)
-    | st.sampled_from(['["join_session"', "[]", "[null]", "[1,2]", '{"a":1}', '["x",{}]']),
+    st.text(max_size=40) | json_values.map(json.dumps) | st.sampled_from(RAW_BODIES),
 ).map("".join)
 
 
@@ -492,4 +502,49 @@ def test_malformed_socketio_packets_get_an_error_not_a_traceback(arena):
     finally:
         arena.run(close())
     assert any("INVALID_PAYLOAD" in e for e in errors)
+    arena.run(still_serving(server, leader))
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        '42["disconnect"]',
+        '42["connect",{"HTTP_USER_AGENT":"spoof"}]',
+        '42["connect"]',
+        '42[["set_tempo"],{"sessionId":"fz","tempo":60}]',
+        '42[{"a":1}]',
+        "42[7]",
+        "42[]",
+    ],
+)
+def test_a_member_cannot_fake_reserved_or_unnamed_events(arena, packet):
+    """``connect``/``disconnect`` are the server's own handlers, not events a client sends;
+    an event name must be a string. Sent by a member over a raw websocket: an error, the
+    membership intact, nothing changed, no orphaned task."""
+    server = arena.server
+    leader, _follower, _ = arena.run(band(arena))
+    url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+
+    async def attempt() -> None:
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            assert (await ws.receive_str(timeout=3)).startswith("0{")
+            await ws.send_str("40")
+            sid = json.loads((await ws.receive_str(timeout=3))[2:])["sid"]
+            await ws.send_str('421["join_session",{"sessionId":"fz","displayName":"Raw"}]')
+            replies = []
+            while not any(r.startswith("431") for r in replies):
+                replies.append(await ws.receive_str(timeout=3))
+            assert '"ok":true' in replies[-1]
+            before = await state(server)
+            await ws.send_str(packet)
+            await ws.send_str('422["sync_request",{"sessionId":"fz"}]')
+            replies = []
+            while not any(r.startswith("432") for r in replies):
+                replies.append(await ws.receive_str(timeout=3))
+            assert '"ok":true' in replies[-1]
+            assert any('"code":"INVALID_PAYLOAD"' in r for r in replies), replies
+            assert await state(server) == before
+            assert server.service.connections[sid].session_id == "fz"
+
+    arena.run(attempt())
     arena.run(still_serving(server, leader))
