@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -128,6 +129,7 @@ def main(argv: Sequence[str]) -> int:
             return status
         loop.run_until_complete(window.start_server())
         window.show()
+        freeze_startup_objects()
         _close_on_signals(loop, window)
         loop.run_forever()
         return 0
@@ -138,6 +140,14 @@ def main(argv: Sequence[str]) -> int:
         asyncio.set_event_loop(None)
         if scratch is not None:
             scratch.cleanup()
+
+
+def freeze_startup_objects() -> None:
+    """Move everything built at start-up (modules, widgets, the server) out of the garbage
+    collector's view: a full collection then scans only what was made since, which keeps its
+    pause short (with 200 followers a full collection otherwise took ~45 ms here)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _close_on_signals(loop: asyncio.AbstractEventLoop, window: QWidget) -> None:

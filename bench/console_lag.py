@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -188,7 +189,21 @@ async def play_and_measure(
     session = bridge.session
     assert session is not None and len(session.members) == joined, "not everyone joined"
     await asyncio.sleep(2.0)  # let the joins' snapshots and first reports settle
+    if args.gc_freeze:
+        from bandsync_desktop.app import freeze_startup_objects
 
+        freeze_startup_objects()  # as the console does once its window is up
+
+    gc_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    gc_start: list[float] = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_start[0] = time.perf_counter()
+        else:
+            gc_ms[info["generation"]].append((time.perf_counter() - gc_start[0]) * 1000.0)
+
+    gc.callbacks.append(on_gc)
     slot_ms: dict[str, list[float]] = args.slot_ms
     for values in slot_ms.values():
         values.clear()  # only what happens while measuring
@@ -227,6 +242,7 @@ async def play_and_measure(
     stop.set()
     timer.stop()
     await sampler
+    gc.callbacks.remove(on_gc)
     status = bridge.status()
     rows = bridge.member_rows()
     bridge.pause()
@@ -247,7 +263,9 @@ async def play_and_measure(
         "heartbeatSeconds": args.heartbeat_s,
         "syncEverySeconds": args.sync_every,
         "followersNice": args.followers_nice,
+        "gcFreeze": args.gc_freeze,
         "guiSlotMs": {name: summary(values) for name, values in slot_ms.items()},
+        "gcPauseMs": {f"gen{g}": summary(values) for g, values in gc_ms.items()},
         "membersInTable": len(rows),
         "membersWithRtt": sum(1 for r in rows if r.rtt_ms is not None),
         "followerTotals": totals,
@@ -368,6 +386,12 @@ def main() -> int:
         default=0,
         help="niceness of the followers' process (they stand in for phones, which have their "
         "own CPUs; 0: they compete with the console at equal priority)",
+    )
+    parser.add_argument(
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="leave start-up objects to the garbage collector (the console freezes them)",
     )
     parser.add_argument("--followers-of", help=argparse.SUPPRESS)
     parser.add_argument("--hold", type=float, default=120.0, help=argparse.SUPPRESS)
