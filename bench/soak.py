@@ -377,9 +377,20 @@ class Soak:
                 problems.append(f"{plan.session_id}: tempo {sync['tempoBpm']} != {plan.tempo}")
             if not sync["isPlaying"]:
                 problems.append(f"{plan.session_id}: stopped playing")
-            snapshot = plan.leader.last_snapshot or {}
+            # The authoritative view: the snapshot a newcomer gets, straight from the store.
+            probe = Member(f"probe-{plan.session_id}", plan.session_id, legacy=False)
+            if not await self.attach(probe):
+                problems.append(f"{plan.session_id}: a probe could not join")
+                continue
+            for _ in range(50):
+                if probe.last_snapshot is not None:
+                    break
+                await asyncio.sleep(0.02)
+            assert probe.client is not None
+            probe.client.close()
+            snapshot = probe.last_snapshot or {}
             members = {m.get("memberId") for m in snapshot.get("members", [])}
-            wanted = {member_id(c.client_id) for c in (plan.leader, *plan.members)}
+            wanted = {member_id(c.client_id) for c in (plan.leader, *plan.members, probe)}
             if members != wanted:
                 problems.append(
                     f"{plan.session_id}: members differ: missing {sorted(wanted - members)},"
