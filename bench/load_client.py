@@ -2,7 +2,7 @@
 
 One ``asyncio.Protocol`` per connection, no tasks of its own: thousands of them fit in one
 process and cost the benchmark far less CPU than ``socketio.AsyncClient`` (which runs a
-reader task, a writer task and a ping task per connection). It speaks only what the
+reader task and a writer task per connection, and one per event). It speaks only what the
 benchmarks need: the websocket upgrade (optionally offering permessage-deflate, as every
 browser does), Engine.IO open/ping/pong/message, Socket.IO connect, events and acks.
 
