@@ -62,12 +62,17 @@ async def test_a_flood_is_rate_limited_and_other_sessions_keep_ticking(server, m
             await flooder.emit("set_tempo", {"sessionId": "flood", "tempo": 100 + sent % 50})
             sent += 1
         await asyncio.sleep(0.02)
-    await asyncio.sleep(0.3)
+    # wait until the server has answered the whole flood (the error count stops growing)
+    count = -1
+    while count != len(flooder.payloads("error")):
+        count = len(flooder.payloads("error"))
+        await asyncio.sleep(0.3)
+    elapsed = loop.time() - started
     limited = [e for e in flooder.payloads("error") if e["code"] == ErrorCode.RATE_LIMITED]
     assert sent > 500
     assert len(limited) > sent / 2  # most were refused ...
     accepted = sent - len(flooder.payloads("error"))
-    assert 0 < accepted < 60 + 30 * 2.5  # ... and what got through is burst + rate x time
+    assert 0 < accepted <= 60 + 30 * elapsed  # ... what got through: burst + rate x time
     assert limited[0]["message"] and limited[0]["event"] == "set_tempo"
     # the connection is kept, and once the bucket refills the flooder is served again
     assert flooder.sio.connected
