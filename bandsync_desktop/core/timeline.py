@@ -24,7 +24,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 MS_PER_MINUTE: Final = 60_000.0
-_SNAP: Final = 1e-6  # beats closer than this to a whole number are taken as that number
+_SNAP: Final = 1e-6  # reading a bar or a boundary, beats this close to a whole number count as it
+_ANCHOR_SNAP: Final = 1e-9  # re-anchoring, only float noise this small is rounded away
 MAX_PENDING: Final = 16  # pending changes kept at once; more means a client is flooding
 
 Boundary = Literal["now", "beat", "bar"]
@@ -105,8 +106,9 @@ def bar_beat(beat: float, beats_per_bar: int) -> BarBeat:
 
 
 def _snap(beat: float) -> float:
+    """Round away float noise at a re-anchoring; never more, or changes would drift beats."""
     nearest = round(beat)
-    return float(nearest) if abs(beat - nearest) < _SNAP else beat
+    return float(nearest) if abs(beat - nearest) < _ANCHOR_SNAP else beat
 
 
 class Timeline:
