@@ -19,13 +19,14 @@ bar derive from it and the meter (beat 0 is the first beat of bar 1).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 MS_PER_MINUTE: Final = 60_000.0
 _SNAP: Final = 1e-6  # reading a bar or a boundary, beats this close to a whole number count as it
-_ANCHOR_SNAP: Final = 1e-9  # re-anchoring, only float noise this small is rounded away
+_NOISE: Final = 8 * sys.float_info.epsilon  # relative error of a few float operations
 MAX_PENDING: Final = 16  # pending changes kept at once; more means a client is flooding
 
 Boundary = Literal["now", "beat", "bar"]
@@ -105,10 +106,17 @@ def bar_beat(beat: float, beats_per_bar: int) -> BarBeat:
     return BarBeat(bar=bar + 1, beat=in_bar + 1, fraction=max(0.0, beat - whole))
 
 
-def _snap(beat: float) -> float:
-    """Round away float noise at a re-anchoring; never more, or changes would drift beats."""
+def _snap(beat: float, magnitude: float) -> float:
+    """Round a re-anchored beat to a whole one when only float noise separates them.
+
+    ``magnitude`` is the largest operand of the computation, in beats (server times are
+    epoch milliseconds, so a beat computed from them carries an error of about
+    ``epsilon * t / beat_ms``). Rounding more than that would let quick changes drift the
+    beat; rounding less would leave boundary beats a hair off their whole number.
+    """
     nearest = round(beat)
-    return float(nearest) if abs(beat - nearest) < _ANCHOR_SNAP else beat
+    noise = _NOISE * max(1.0, abs(magnitude), abs(beat))
+    return float(nearest) if abs(beat - nearest) <= noise else beat
 
 
 class Timeline:
@@ -212,7 +220,8 @@ class Timeline:
         if segment.playing and t_ms < segment.anchor_ms:
             # Inside a count-in the song has not started: the state is the anchor's.
             return segment, segment.position_ms, segment.beat
-        return segment, segment.position_at(t_ms), _snap(segment.beat_at(t_ms))
+        beat = _snap(segment.beat_at(t_ms), t_ms / segment.beat_ms)
+        return segment, segment.position_at(t_ms), beat
 
     def _reanchored(
         self,
@@ -268,12 +277,13 @@ class Timeline:
         the natural reading when a song keeps one tempo.
         """
         segment, _, _ = self._state_at(at_ms)
-        return self._reanchored(at_ms, segment, position_ms, _snap(position_ms / segment.beat_ms))
+        beat = _snap(position_ms / segment.beat_ms, 0.0)
+        return self._reanchored(at_ms, segment, position_ms, beat)
 
     def with_meter(self, at_ms: float, beats_per_bar: int, beat_unit: int) -> Timeline:
         """Change meter at ``at_ms``; bars stay continuous (beats are renumbered)."""
         segment, position, beat = self._state_at(at_ms)
-        new_beat = _snap(beat / segment.beats_per_bar * beats_per_bar)
+        new_beat = _snap(beat / segment.beats_per_bar * beats_per_bar, 0.0)
         in_count_in = segment.playing and at_ms < segment.anchor_ms
         return self._reanchored(
             at_ms,
