@@ -25,12 +25,10 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bandsync_desktop.core.clocksync import OffsetEstimator, SyncSample  # noqa: E402
+from bandsync_desktop.server.net import free_port, wait_for_health  # noqa: E402
 
 
 def now_ms() -> float:
@@ -52,13 +51,6 @@ def pct(values: list[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
@@ -80,16 +72,12 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
         stderr=subprocess.PIPE,
         env={**os.environ, "BANDSYNC_RATE_LIMIT_BURST": "1000", "BANDSYNC_MAX_MEMBERS": "256"},
     )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).close()
-            return proc
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("server did not start") from None
-            time.sleep(0.05)
+    try:
+        wait_for_health(f"http://127.0.0.1:{port}", timeout=20, process=proc)
+    except RuntimeError:
+        proc.kill()
+        raise
+    return proc
 
 
 class Follower:

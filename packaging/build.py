@@ -27,7 +27,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -38,6 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+
+from bandsync_desktop.server.net import free_port, wait_for_health
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGING = ROOT / "packaging"
@@ -133,36 +134,12 @@ def executable_name(stem: str) -> str:
 # --------------------------------------------------------------------------- smoke test
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def headless_command(bundle: Path, port: int) -> list[str]:
     """The frozen server on loopback: ``bandsync-server.exe`` on Windows, else ``--headless``."""
     if sys.platform == "win32":
         return [str(bundle / "bandsync-server.exe"), "--host", "127.0.0.1", "--port", str(port)]
     exe = bundle / NAME
     return [str(exe), "--headless", "--host", "127.0.0.1", "--port", str(port)]
-
-
-def wait_for_health(url: str, proc: subprocess.Popen[bytes], timeout: float) -> dict[str, object]:
-    """Poll ``url``/health until it answers; fails if the process exits first."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BuildError(f"the frozen server exited early with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                body: dict[str, object] = json.loads(answer.read())
-                return body
-        except OSError as exc:
-            last = exc
-            time.sleep(0.05)
-    raise BuildError(f"no answer from {url}/health within {timeout:.0f} s: {last}")
 
 
 def smoke_test(bundle: Path, version: str, report: Report) -> None:
@@ -174,7 +151,10 @@ def smoke_test(bundle: Path, version: str, report: Report) -> None:
         headless_command(bundle, port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        health = wait_for_health(url, proc, timeout=30)
+        try:
+            health = wait_for_health(url, timeout=30, process=proc)
+        except RuntimeError as exc:
+            raise BuildError(f"the frozen server: {exc}") from exc
         report.startup_s = round(time.monotonic() - started, 2)
         if health.get("status") != "ok" or health.get("version") != version:
             raise BuildError(f"/health answered {health}")

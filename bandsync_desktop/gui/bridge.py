@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import errno
 import logging
-import socket
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,7 @@ from ..core.session import CONSOLE, CONSOLE_NAME, Session
 from ..log import GUI
 from ..server.app import LAG, ServerRunner, create_app
 from ..server.console import ConsoleFacade, SongSpec
+from ..server.net import next_free_port, port_is_free
 from ..server.storage import StoreState
 
 TEMPO_MIN = 20.0
@@ -94,24 +94,6 @@ class ServerStatus:
     connections: int
     lag_p50_ms: float | None
     lag_p99_ms: float | None
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """True if ``host:port`` can be bound now (checked by binding, then releasing)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host or "0.0.0.0", port))
-        except OSError:
-            return False
-    return True
-
-
-def next_free_port(host: str, port: int, tries: int = 50) -> int | None:
-    """The first free port after ``port`` (at most ``tries`` looked at)."""
-    for candidate in range(port + 1, min(port + 1 + tries, 65536)):
-        if port_is_free(host, candidate):
-            return candidate
-    return None
 
 
 def lan_addresses(host: str) -> list[str]:

@@ -18,12 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from bandsync_desktop.server.net import free_port
 
 
 def wait_for_port(port: int, timeout: float = 5.0, *, up: bool = True) -> None:

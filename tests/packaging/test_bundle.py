@@ -13,10 +13,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +24,8 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtGui import QImage
+
+from bandsync_desktop.server.net import free_port, wait_for_health
 
 from .conftest import ROOT
 
@@ -78,13 +78,6 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     return Bundle(folder, folder / EXE_NAME)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _no_python_env(tmp: Path, **extra: str) -> dict[str, str]:
     """An environment with nothing Python in it: an empty PATH dir, a fresh HOME."""
     empty_bin = tmp / "empty-bin"
@@ -97,23 +90,6 @@ def _no_python_env(tmp: Path, **extra: str) -> dict[str, str]:
 def _get(url: str) -> tuple[int, bytes]:
     with urllib.request.urlopen(url, timeout=5) as answer:
         return answer.status, answer.read()
-
-
-def _wait_for_health(
-    url: str, proc: subprocess.Popen[str], timeout: float = 30
-) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"exited early: {proc.communicate()[0]}"
-        try:
-            status, body = _get(f"{url}/health")
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.05)
-            continue
-        assert status == 200
-        health: dict[str, object] = json.loads(body)
-        return health
-    raise AssertionError(f"{url}/health did not answer within {timeout} s")
 
 
 @pytest.fixture
@@ -136,7 +112,7 @@ def _serve_check_and_stop(
     )
     procs.append(proc)
     url = f"http://127.0.0.1:{port}"
-    health = _wait_for_health(url, proc)
+    health = wait_for_health(url, timeout=30, process=proc)
     assert health["status"] == "ok"
     assert health["version"] == metadata.version("bandsync-desktop")
     status, page = _get(f"{url}/")
@@ -156,7 +132,7 @@ def _serve_check_and_stop(
 def test_headless_serves_health_and_follower_page_then_stops_on_sigterm(
     bundle: Bundle, tmp_path: Path, stop_later: list[subprocess.Popen[str]]
 ) -> None:
-    port = _free_port()
+    port = free_port()
     cmd = [str(bundle.exe), "--headless", "--host", "127.0.0.1", "--port", str(port)]
     output = _serve_check_and_stop(cmd, _no_python_env(tmp_path), port, stop_later)
     assert f"on http://127.0.0.1:{port}" in output
@@ -164,7 +140,7 @@ def test_headless_serves_health_and_follower_page_then_stops_on_sigterm(
 
 def test_headless_never_loads_qt(bundle: Bundle, tmp_path: Path) -> None:
     """The frozen headless mode keeps the rule that the server never imports Qt."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [str(bundle.exe), "--headless", "--host", "127.0.0.1", "--port", str(port)],
         env=_no_python_env(tmp_path),
@@ -173,7 +149,7 @@ def test_headless_never_loads_qt(bundle: Bundle, tmp_path: Path) -> None:
         text=True,
     )
     try:
-        _wait_for_health(f"http://127.0.0.1:{port}", proc)
+        wait_for_health(f"http://127.0.0.1:{port}", timeout=30, process=proc)
         maps = Path(f"/proc/{proc.pid}/maps").read_text()
         assert "libpython3" in maps  # the bundle's own interpreter is loaded
         assert "libQt6Core" not in maps
@@ -195,7 +171,7 @@ def test_screenshot_renders_the_console_offscreen(bundle: Bundle, tmp_path: Path
             "--host",
             "127.0.0.1",
             "--port",
-            str(_free_port()),
+            str(free_port()),
         ],
         env=env,
         capture_output=True,
@@ -276,7 +252,7 @@ def test_runs_in_a_chroot_without_python(
     assert chroot is not None
     env = {"PATH": "/nonexistent", "HOME": "/tmp", "LANG": "C.UTF-8"}
 
-    port = _free_port()
+    port = free_port()
     cmd = [chroot, str(root), "/app/bandsync-desktop", "--headless", "--host", "127.0.0.1"]
     _serve_check_and_stop([*cmd, "--port", str(port)], env, port, stop_later)
 
@@ -290,7 +266,7 @@ def test_runs_in_a_chroot_without_python(
             "--host",
             "127.0.0.1",
             "--port",
-            str(_free_port()),
+            str(free_port()),
         ],
         env={**env, "QT_QPA_PLATFORM": "offscreen"},
         capture_output=True,

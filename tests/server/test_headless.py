@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_health(port: int, timeout: float = 15.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                return json.load(r)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+from bandsync_desktop.server.net import free_port, wait_for_health
 
 
 def test_importing_core_and_server_never_imports_qt():
@@ -65,7 +46,7 @@ def test_headless_serves_and_stops_cleanly(sig):
         env=env,
     )
     try:
-        health = wait_for_health(port)
+        health = wait_for_health(f"http://127.0.0.1:{port}", process=proc)
         assert health["status"] == "ok" and health["store"]["kind"] == "memory"
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=15)
