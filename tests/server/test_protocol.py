@@ -11,28 +11,9 @@ import pytest
 
 from bandsync_desktop.core.clock import ManualClock
 
-pytestmark = pytest.mark.asyncio
+from ..helpers.protocol import SNAPSHOT_FIELDS
 
-SNAPSHOT_FIELDS = {
-    "sessionId",
-    "tempo",
-    "tempoBpm",
-    "position",
-    "positionMs",
-    "isPlaying",
-    "leaderSocketId",
-    "message",
-    "members",
-    "serverTimestamp",
-    "version",
-    "anchorServerTime",
-    "anchorPositionMs",
-    "anchorBeat",
-    "beatsPerBar",
-    "beatUnit",
-    "segments",
-    "countInBars",
-}
+pytestmark = pytest.mark.asyncio
 
 
 async def joined(make_client, name, session="gig", **extra):
