@@ -509,7 +509,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-restart-every", type=float, default=120.0)
     parser.add_argument("--redis-down-s", type=float, default=2.0)
     parser.add_argument("--sample-every", type=float, default=10.0)
-    parser.add_argument("--warmup-s", type=float, default=30.0, help="memory baseline after")
+    parser.add_argument(
+        "--warmup-s",
+        type=float,
+        default=90.0,
+        help="memory baseline after this many seconds (the first two storms' allocations)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", default=str(HERE / "results" / "soak.json"))
     args = parser.parse_args(argv)
