@@ -38,6 +38,8 @@ T = TypeVar("T")
 
 DEFAULT_PREFIX: Final = "bandsync:"
 MAX_ATTEMPTS: Final = 200  # lost compare-and-set races before giving up on one update
+POOL_SIZE: Final = 64  # connections to Redis from one process
+POOL_WAIT_S: Final = 2.0  # how long a command waits for a free pooled connection
 
 # KEYS: session key, index set. ARGV: expected version ("0": must not exist), new version,
 # data, ttl ms, session id, channel. Returns "ok" or the stored version that won instead.
@@ -113,14 +115,20 @@ class RedisStore:
         self.prefix = prefix
         self.index_key = f"{prefix}sessions"
         self.channel = f"{prefix}changes"
-        self.client: aioredis.Redis = aioredis.Redis.from_url(
+        # A blocking pool: when a reconnect storm has every pooled connection busy, a command
+        # waits its turn (Redis answers in well under a millisecond) instead of failing with
+        # MaxConnectionsError, which would look like an outage.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=POOL_SIZE,
+            timeout=POOL_WAIT_S,
             decode_responses=True,
             socket_timeout=timeout_s,
             socket_connect_timeout=min(timeout_s, 0.5),
             health_check_interval=0,
             retry=one_retry(),
         )
+        self.client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self._cas = self.client.register_script(_CAS)
         self._put_if_newer = self.client.register_script(_PUT_IF_NEWER)
 
