@@ -146,10 +146,29 @@ class ResilientStore:
         self._cache[session.session_id] = session
         return clone(session)
 
+    async def _restore(self, session_id: str) -> bool:
+        """Redis lacks a session this node holds with members in it: it restarted empty (or
+        lost the key) before this node noticed an outage. Put this node's copy back (never
+        over a newer one) rather than let the band's session vanish. A session with nobody
+        in it that is gone from Redis was deleted or expired: that is not undone."""
+        cached = self._cache.get(session_id)
+        if cached is None or not cached.members:
+            return False
+        if await self.redis.put_if_newer(cached):
+            self.written_back += 1
+            STORAGE.info(
+                "session %s was missing in Redis (restarted empty?): restored version %d",
+                session_id,
+                cached.version,
+            )
+        return True
+
     async def get(self, session_id: str) -> Session | None:
         if not self._down:
             try:
                 session = await self.redis.get(session_id)
+                if session is None and await self._restore(session_id):
+                    session = await self.redis.get(session_id)
             except UNREACHABLE as exc:
                 self._went_down(exc)
             else:
@@ -181,7 +200,12 @@ class ResilientStore:
     async def update(self, session_id: str, change: Callable[[Session], T]) -> tuple[Session, T]:
         if not self._down:
             try:
-                session, result = await self.redis.update(session_id, change)
+                try:
+                    session, result = await self.redis.update(session_id, change)
+                except SessionNotFound:
+                    if not await self._restore(session_id):
+                        raise
+                    session, result = await self.redis.update(session_id, change)
             except UNREACHABLE as exc:
                 self._went_down(exc)
             else:
@@ -215,9 +239,12 @@ class ResilientStore:
                 self._went_down(exc)
             else:
                 alive = set(ids)
-                for stale in [s for s in self._cache if s not in alive and s not in self._dirty]:
-                    del self._cache[stale]  # expired in Redis: forget the cached copy too
-                return ids
+                for missing in [s for s in self._cache if s not in alive and s not in self._dirty]:
+                    if await self._restore(missing):
+                        ids.append(missing)
+                    else:
+                        del self._cache[missing]  # expired in Redis: forget the cached copy too
+                return sorted(ids)
         return sorted(self._cache)
 
     async def touch(self, session_ids: Iterable[str]) -> None:

@@ -147,3 +147,40 @@ async def test_other_nodes_writes_reach_this_nodes_listeners(
     finally:
         await node_a.close()
         await node_b.close()
+
+
+async def test_a_redis_that_lost_everything_unnoticed_gets_the_band_back(
+    redis_server: RedisServer,
+) -> None:
+    """Redis restarted empty (here: FLUSHALL) between two commands, so this node saw no
+    outage. A session this node holds with members in it is put back, not lost or recreated
+    empty; a memberless one that is gone stays gone (it was deleted or expired)."""
+    store = resilient(redis_server.url)
+    await store.start()
+    other = RedisStore(redis_server.url)
+    try:
+        band = mixed_session(1, 4)
+        empty = Session.create("nobody-here", band.created_at)
+        assert await store.create(band) and await store.create(empty)
+        members = sorted(band.members)
+        await other.client.flushall()
+
+        session, _notices = await store.update(
+            band.session_id, lambda s: s.set_message(s.created_at + 1, CONSOLE, "still here")
+        )
+        assert sorted(session.members) == members
+        assert session.message == "still here"
+        stored = await other.get(band.session_id)
+        assert stored is not None and stored.version == session.version
+        assert sorted(stored.members) == members
+        assert store.state is StoreState.REDIS  # no outage was declared for it
+
+        await other.client.flushall()
+        again = await store.get(band.session_id)
+        assert again is not None and sorted(again.members) == members
+        assert band.session_id in await store.session_ids()
+
+        assert await store.get("nobody-here") is None  # an empty session is not resurrected
+    finally:
+        await other.close()
+        await store.close()
