@@ -102,6 +102,7 @@ class SessionService:
         self.sessions: dict[str, Session] = {}  # last state this node wrote or read
         self._listeners: list[Listener] = []
         self._pending_snapshots: dict[str, asyncio.TimerHandle] = {}
+        self._room_versions: dict[str, int] = {}  # newest snapshot version sent to a room
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -207,6 +208,18 @@ class SessionService:
         await self._send_snapshot(session, room=sid)
 
     async def _send_snapshot(self, session: Session, *, room: str) -> None:
+        """A room snapshot, never older than one this node already sent to that room.
+
+        Updates of a session are serialised, but their publications are not: a change that
+        finished first may publish after a later one. The newer state already went out (it
+        includes the older change), so a stale snapshot is replaced by the newest known.
+        """
+        latest = self.sessions.get(session.session_id)
+        if latest is not None and latest.version > session.version:
+            session = latest
+        if session.version < self._room_versions.get(room, 0):
+            return
+        self._room_versions[room] = session.version
         data = self.snapshot(session)
         await self.emitter.emit("snapshot", data, room=room)
         if room == session.session_id:
@@ -281,6 +294,7 @@ class SessionService:
         if not await self.store.create(session):
             return await self.ensure_session(session_id)
         self.sessions[session_id] = session
+        self._room_versions.pop(session_id, None)  # a new session counts versions afresh
         SERVER.info(
             "session %s created (%s)", session_id, "protected" if session.protected else "open"
         )
@@ -494,6 +508,7 @@ class SessionService:
             await self.store.delete(session_id)
             self.sessions.pop(session_id, None)
             self._locks.pop(session_id, None)
+            self._room_versions.pop(session_id, None)
             expired.append(session_id)
             payload = {"sessionId": session_id, "reason": "idle"}
             await self.emitter.emit("session_expired", payload, room=session_id)
