@@ -264,9 +264,11 @@ class ResilientStore:
             await asyncio.sleep(self.backoff_s[min(attempt, len(self.backoff_s) - 1)])
             attempt += 1
             try:
-                # Pooled connections to the Redis that went away are dead sockets: drop them
-                # all, or each would fail once more after Redis is back.
-                await self.redis.client.connection_pool.disconnect()
+                # Idle pooled connections to the Redis that went away are dead sockets: drop
+                # them, or each would fail once more after Redis is back. Connections a command
+                # is using are left to it (closing them under it made redis-py raise
+                # AttributeError, not a connection error); they fail and reconnect by themselves.
+                await self.redis.client.connection_pool.disconnect(inuse_connections=False)
                 await self.redis.ping()
                 written, kept = await self._write_back()
             except UNREACHABLE as exc:
