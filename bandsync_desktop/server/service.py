@@ -102,7 +102,8 @@ class SessionService:
         self.sessions: dict[str, Session] = {}  # last state this node wrote or read
         self._listeners: list[Listener] = []
         self._pending_snapshots: dict[str, asyncio.TimerHandle] = {}
-        self._room_versions: dict[str, int] = {}  # newest snapshot version sent to a room
+        # (session created_at, newest snapshot version) sent to each room
+        self._room_versions: dict[str, tuple[float, int]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -215,11 +216,16 @@ class SessionService:
         includes the older change), so a stale snapshot is replaced by the newest known.
         """
         latest = self.sessions.get(session.session_id)
-        if latest is not None and latest.version > session.version:
+        if (
+            latest is not None
+            and latest.created_at == session.created_at
+            and latest.version > session.version
+        ):
             session = latest
-        if session.version < self._room_versions.get(room, 0):
-            return
-        self._room_versions[room] = session.version
+        sent_created, sent_version = self._room_versions.get(room, (session.created_at, 0))
+        if sent_created == session.created_at and session.version < sent_version:
+            return  # (a session re-created under the same id counts versions afresh)
+        self._room_versions[room] = (session.created_at, session.version)
         data = self.snapshot(session)
         await self.emitter.emit("snapshot", data, room=room)
         if room == session.session_id:
@@ -294,7 +300,6 @@ class SessionService:
         if not await self.store.create(session):
             return await self.ensure_session(session_id)
         self.sessions[session_id] = session
-        self._room_versions.pop(session_id, None)  # a new session counts versions afresh
         SERVER.info(
             "session %s created (%s)", session_id, "protected" if session.protected else "open"
         )

@@ -454,3 +454,18 @@ async def test_health_endpoint(server, make_client):
     assert body["sessions"] == 1 and body["connections"] == 1
     assert {"p50Ms", "p99Ms", "maxMs"} <= set(body["eventLoopLag"])
     assert "leaderKey" not in repr(body)
+
+
+async def test_room_snapshots_never_go_back_a_version(make_client, server):
+    """A change that finished first may publish last; the room then gets the newest state."""
+    leader, follower = await band(make_client)
+    service = server.service
+    stale = service.sessions["gig"]
+    newer = follower.next("snapshot")
+    await leader.call("set_tempo", {"sessionId": "gig", "tempo": 100, "quantize": "now"})
+    newest = (await asyncio.wait_for(newer, 5))["version"]
+    assert stale.version < newest
+    late = follower.next("snapshot")
+    await service._send_snapshot(stale, room="gig")  # the slow publisher of the older change
+    got = await asyncio.wait_for(late, 5)
+    assert (got["version"], got["tempo"]) == (newest, 100)
