@@ -45,13 +45,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load_client import SioClient, clock_offset, connect, now_ms
 from load_server import VARIANTS, raise_fd_limit
+from server_process import LoadServerProcess
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -86,7 +86,7 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-class Bench:
+class Bench(LoadServerProcess):
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.host = "127.0.0.1"
@@ -106,34 +106,12 @@ class Bench:
     # -- server process -------------------------------------------------------------------
 
     def start_server(self) -> None:
-        command = [sys.executable, str(HERE / "load_server.py"), "--variant", self.args.variant]
+        extra = ["--variant", self.args.variant]
         if self.args.gc_log_ms is not None:
-            command += ["--gc-log-ms", str(self.args.gc_log_ms)]
-        self.server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        assert self.server.stdout is not None
-        line = self.server.stdout.readline().strip()
-        if not line.startswith("READY "):
-            raise RuntimeError(f"server did not start: {line!r}")
-        self.port = int(line.split()[1])
-        self.proc = psutil.Process(self.server.pid)
+            extra += ["--gc-log-ms", str(self.args.gc_log_ms)]
+        self.launch_server(extra)
         time.sleep(0.5)
         self.rss_idle = self.proc.memory_info().rss
-
-    def stop_server(self) -> None:
-        if self.server is not None and self.server.poll() is None:
-            self.server.terminate()
-            try:
-                self.server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-
-    async def health(self) -> dict[str, Any]:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(f"http://{self.host}:{self.port}/health") as response,
-        ):
-            data: dict[str, Any] = await response.json()
-            return data
 
     # -- clients --------------------------------------------------------------------------
 

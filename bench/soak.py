@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load_client import SioClient, clock_offset, connect, now_ms
 from load_server import raise_fd_limit
+from server_process import LoadServerProcess
 
 from bandsync_desktop.core.session import member_id
 
@@ -119,7 +120,7 @@ class RedisProcess:
         self.restarts += 1
 
 
-class Soak:
+class Soak(LoadServerProcess):
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.host = "127.0.0.1"
@@ -146,32 +147,7 @@ class Soak:
         print(json.dumps(entry), flush=True)
 
     def start_server(self) -> None:
-        command = [sys.executable, str(HERE / "load_server.py")]
-        if self.args.redis_url:
-            command += ["--redis-url", self.args.redis_url]
-        self.server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        assert self.server.stdout is not None
-        line = self.server.stdout.readline().strip()
-        if not line.startswith("READY "):
-            raise RuntimeError(f"server did not start: {line!r}")
-        self.port = int(line.split()[1])
-        self.proc = psutil.Process(self.server.pid)
-
-    def stop_server(self) -> None:
-        if self.server is not None and self.server.poll() is None:
-            self.server.terminate()
-            try:
-                self.server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-
-    async def health(self) -> dict[str, Any]:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(f"http://{self.host}:{self.port}/health") as response,
-        ):
-            data: dict[str, Any] = await response.json()
-            return data
+        self.launch_server(["--redis-url", self.args.redis_url] if self.args.redis_url else [])
 
     def _on_event(self, member: Member) -> Any:
         def handle(_client: SioClient, event: str, data: Any) -> None:
