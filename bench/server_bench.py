@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from bandsync_desktop.core.clocksync import OffsetEstimator, SyncSample  # noqa: E402
 from bandsync_desktop.server.net import free_port, wait_for_health  # noqa: E402
+from tests.helpers.procs import headless_command  # noqa: E402
 
 
 def now_ms() -> float:
@@ -55,18 +56,7 @@ def pct(values: list[float], q: float) -> float | None:
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bandsync_desktop",
-            "--headless",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "WARNING",
-        ],
+        headless_command(port, "--log-level", "WARNING"),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

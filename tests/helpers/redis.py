@@ -12,13 +12,14 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from bandsync_desktop.server.net import free_port
+
+from .procs import headless_command
 
 
 def wait_for_port(port: int, timeout: float = 5.0, *, up: bool = True) -> None:
@@ -138,16 +139,7 @@ class ServerProcess:
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "bandsync_desktop",
-                "--headless",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--redis-url",
-                self.redis_url,
+                *headless_command(self.port, "--redis-url", self.redis_url),
                 *self.extra,
             ],
             stdout=subprocess.DEVNULL,

@@ -12,6 +12,8 @@ import pytest
 
 from bandsync_desktop.server.net import free_port, wait_for_health
 
+from ..helpers.procs import headless_command
+
 
 def test_importing_core_and_server_never_imports_qt():
     code = (
@@ -30,16 +32,7 @@ def test_headless_serves_and_stops_cleanly(sig):
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bandsync_desktop",
-            "--headless",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        headless_command(port),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
