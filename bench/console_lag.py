@@ -37,16 +37,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchstats import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "console_lag.json"
 SAMPLE_S = 0.05
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def summary(values: list[float]) -> dict[str, Any]:

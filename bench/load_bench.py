@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import os
 import platform
 import statistics
@@ -49,6 +50,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchstats import percentile
 from load_client import SioClient, clock_offset, connect, now_ms
 from load_server import VARIANTS, raise_fd_limit
 from server_process import LoadServerProcess
@@ -80,10 +82,8 @@ class Step:
     loop_lag_ms: dict[str, Any] = field(default_factory=dict)
 
 
-def percentile(ordered: list[float], q: float) -> float:
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+def _rounded(value: float | None) -> float:
+    return math.nan if value is None else round(value, 2)
 
 
 class Bench(LoadServerProcess):
@@ -270,8 +270,8 @@ class Bench(LoadServerProcess):
         step.ticks_skipped_by_server = skipped * len(open_followers)
         step.delivery_ratio = round(delivered / expected, 6) if expected else 0.0
         step.latency_ms = {
-            "p50": round(percentile(latencies, 0.5), 2),
-            "p99": round(percentile(latencies, 0.99), 2),
+            "p50": _rounded(percentile(latencies, 0.5)),
+            "p99": _rounded(percentile(latencies, 0.99)),
             "max": round(latencies[-1], 2) if latencies else float("nan"),
             "mean": round(statistics.fmean(latencies), 2) if latencies else float("nan"),
         }

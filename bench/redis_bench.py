@@ -37,6 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchstats import percentile  # noqa: E402
+
 from bandsync_desktop.core.session import CONSOLE, Session  # noqa: E402
 from bandsync_desktop.server.storage import create_store  # noqa: E402
 from bandsync_desktop.server.storage.redis import RedisStore  # noqa: E402
@@ -46,16 +48,14 @@ from tests.helpers.redis import RedisServer, ServerProcess, free_port  # noqa: E
 from tests.server.storage.sessions import RULES, mixed_session  # noqa: E402
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def summary(values_ms: list[float]) -> dict[str, float]:
+    p99 = percentile(values_ms, 0.99)
+    if p99 is None:
+        raise ValueError("no measurements to summarise")
     return {
         "n": len(values_ms),
         "p50Ms": round(statistics.median(values_ms), 3),
-        "p99Ms": round(pct(values_ms, 0.99), 3),
+        "p99Ms": round(p99, 3),
         "maxMs": round(max(values_ms), 3),
     }
 

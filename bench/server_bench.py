@@ -38,6 +38,8 @@ import socketio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchstats import percentile  # noqa: E402
+
 from bandsync_desktop.core.clocksync import OffsetEstimator, SyncSample  # noqa: E402
 from bandsync_desktop.server.net import free_port, wait_for_health  # noqa: E402
 from tests.helpers.procs import headless_command  # noqa: E402
@@ -45,13 +47,6 @@ from tests.helpers.procs import headless_command  # noqa: E402
 
 def now_ms() -> float:
     return time.monotonic() * 1000.0
-
-
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
@@ -205,8 +200,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
             "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "clients": total_clients,
-            "joinLatencyMs": {"p50": pct(join_ms, 0.5), "p99": pct(join_ms, 0.99)},
-            "tempoPropagationMs": {"p50": pct(propagation, 0.5), "p99": pct(propagation, 0.99)},
+            "joinLatencyMs": {"p50": percentile(join_ms, 0.5), "p99": percentile(join_ms, 0.99)},
+            "tempoPropagationMs": {
+                "p50": percentile(propagation, 0.5),
+                "p99": percentile(propagation, 0.99),
+            },
             "serverClockBoundMs": {"start": bound_start, "end": bound_end},
             "serverClockOffsetChangeMs": offset_end - offset,
             "tickErrorFloorMs": {
@@ -214,8 +212,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "last2s": min(errors_last) if errors_last else None,
             },
             "tickErrorAtArrivalMs": {
-                "p50": pct(all_errors, 0.5),
-                "p99": pct(all_errors, 0.99),
+                "p50": percentile(all_errors, 0.5),
+                "p99": percentile(all_errors, 0.99),
                 "min": min(all_errors) if all_errors else None,
                 "max": max(all_errors) if all_errors else None,
             },
