@@ -58,17 +58,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bandsync_desktop.core.clocksync import OffsetEstimator, SyncSample  # noqa: E402
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The page's schedule (web/app.js): a burst at join, then one exchange every half second.
 BURST_AT_JOIN, BURST_GAP_S = 16, 0.050
 PERIODIC_EVERY_S, PERIODIC_SAMPLES, PERIODIC_GAP_S = 0.5, 1, 0.0

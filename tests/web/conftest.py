@@ -10,16 +10,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from ..helpers.browser import CHROMIUM, CHROMIUM_ARGS
 
 
 def chromium_path() -> str | None:
