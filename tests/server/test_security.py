@@ -113,7 +113,12 @@ async def test_a_protected_session_needs_its_key(server, make_client):
     await refused(
         follower,
         "set_role",
-        {"sessionId": "locked", "role": "leader", "leaderKey": key[:-1] + "x"},
+        # one character off (never the key itself: it may already end in "x")
+        {
+            "sessionId": "locked",
+            "role": "leader",
+            "leaderKey": key[:-1] + ("y" if key[-1] == "x" else "x"),
+        },
         ErrorCode.LEADER_KEY_REQUIRED,
     )
     newcomer = await make_client("newcomer")
