@@ -1,16 +1,22 @@
 """The server under test for the load benchmarks: the product's app, headless, in its own process.
 
 Run by ``load_bench.py`` and ``soak.py`` as a subprocess so that its CPU time and RSS are
-measured apart from the clients'. Prints ``READY <port>`` once it listens. ``--variant``
-switches one efficiency measure off again, to measure it both ways:
+measured apart from the clients'. Prints ``READY <port>`` once it listens; on ``SIGUSR1`` it
+prints the objects the garbage collector tracks, by type (what a full collection walks).
+``--variant`` switches one efficiency measure off again, to measure it both ways:
 
 * ``product``: the server exactly as shipped;
 * ``deflate``: the websocket accepts permessage-deflate when a client offers it (as
   python-engineio's stock aiohttp driver does);
+* ``engineio-socket``: python-engineio's own socket class (a queue and writer task per
+  socket, a task per message read, a ping task per socket; its aiohttp driver, which accepts
+  permessage-deflate) instead of ours (``server/engine.py``); the fan-out still frames once
+  per room and hands the frame to each socket's queue;
 * ``socketio-ticks``: ticks go through ``AsyncServer.emit`` to the tick room (python-socketio's
-  generic path: one task and one queue hop per recipient) instead of the product's
-  fan-out (``server/fanout.py``);
-* ``stock``: both of the above: python-socketio and python-engineio as they come.
+  generic path: one task per recipient) instead of the product's fan-out
+  (``server/fanout.py``);
+* ``stock``: ``engineio-socket`` and ``socketio-ticks``: python-socketio and python-engineio
+  as they come.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from bandsync_desktop import log
 from bandsync_desktop.config import Settings
 from bandsync_desktop.server.app import ServerRunner, create_app
 
-VARIANTS = ("product", "deflate", "socketio-ticks", "stock")
+VARIANTS = ("product", "deflate", "engineio-socket", "socketio-ticks", "stock")
 
 
 def raise_fd_limit() -> int:
@@ -47,8 +53,11 @@ def apply_variant(app: object, variant: str) -> None:
     from bandsync_desktop.server import app as app_module
 
     fanout = app[app_module.FANOUT]  # type: ignore[index]
-    if variant in ("deflate", "stock"):
-        fanout.compress = True
+    engine = app[app_module.SIO].eio  # type: ignore[index]
+    if variant == "deflate":
+        engine.compress = True
+    if variant in ("engineio-socket", "stock"):
+        engine.lean = False
     if variant in ("socketio-ticks", "stock"):
         fanout.enabled = False
 
@@ -73,6 +82,22 @@ def log_gc_pauses(threshold_ms: float) -> None:
     gc.callbacks.append(callback)
 
 
+def print_census(top: int = 100) -> None:
+    """Print the objects the garbage collector tracks, counted by type, to stderr."""
+    gc.collect()
+    counts: dict[str, int] = {}
+    for obj in gc.get_objects():
+        name = type(obj).__qualname__
+        if isinstance(obj, asyncio.Task):  # which tasks: by their coroutine
+            name = f"Task[{getattr(obj.get_coro(), '__qualname__', '?')}]"
+        counts[name] = counts.get(name, 0) + 1
+    total = sum(counts.values())
+    lines = [f"census: {total} objects tracked"]
+    for name, count in sorted(counts.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"census: {count:9d} {name}")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
 async def main(args: argparse.Namespace) -> None:
     raise_fd_limit()
     if args.gc_log_ms is not None:
@@ -86,6 +111,7 @@ async def main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, print_census)
     print(f"READY {runner.port}", flush=True)
     await stop.wait()
     await runner.stop()

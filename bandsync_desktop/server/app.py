@@ -22,6 +22,7 @@ from ..config import Settings
 from ..core.clock import Clock, MonotonicClock
 from ..log import SERVER
 from . import handlers
+from .engine import BandSyncSocketServer
 from .fanout import TickFanout
 from .guard import body_limit, guard_malformed_packets
 from .service import SessionService
@@ -54,7 +55,7 @@ def create_app(
     store = store or create_store(settings.redis_url, ttl_s=settings.idle_expiry_s)
     cluster = _cluster_for(store, settings, clock)
     cors: str | list[str] | None = list(settings.cors_origins) or None
-    sio = socketio.AsyncServer(
+    sio = BandSyncSocketServer(
         async_mode="aiohttp",
         client_manager=cluster.manager if cluster is not None else None,
         cors_allowed_origins=cors,
@@ -76,9 +77,9 @@ def create_app(
     app[SETTINGS] = settings
     app[SERVICE] = service
     app[SIO] = sio
-    # Websockets without permessage-deflate, ticks framed once per room (see fanout.py).
+    # Lean Engine.IO sockets without permessage-deflate (engine.py); ticks framed once per
+    # room (fanout.py).
     app[FANOUT] = TickFanout(sio)
-    app[FANOUT].install()
     app[LAG] = LoopLagMonitor()
     app[STARTED_AT] = time.monotonic()
     sio.attach(app)

@@ -1,7 +1,7 @@
 """The tick fan-out (``server/fanout.py``) against the installed python-socketio/engineio/aiohttp.
 
-It reaches into python-engineio's sockets and swaps its websocket driver, so these tests pin
-what it relies on: websockets come up without permessage-deflate, ticks reach websocket and
+It reaches into python-socketio's rooms and our Engine.IO sockets, so these tests pin what it
+relies on: websockets come up without permessage-deflate, ticks reach websocket and
 long-polling clients alike, timeline clients get none, a stalled reader is skipped.
 """
 
@@ -13,7 +13,6 @@ import aiohttp
 import pytest
 
 from bandsync_desktop.server.app import FANOUT
-from bandsync_desktop.server.fanout import text_frame
 
 from ..helpers.clients import Recorder
 
@@ -90,9 +89,3 @@ async def test_heartbeats_go_through_the_fanout_to_every_member(start_server, ma
     await _join(client, "hb", capabilities=["timeline"])
     beat = await client.wait_for("heartbeat", 3)
     assert isinstance(beat["timestamp"], float)
-
-
-def test_text_frame_lengths():
-    assert text_frame(b"x") == b"\x81\x01x"
-    assert text_frame(b"y" * 200)[:4] == b"\x81\x7e\x00\xc8"
-    assert text_frame(b"z" * 70000)[:10] == b"\x81\x7f" + (70000).to_bytes(8, "big")

@@ -1,0 +1,381 @@
+"""Our Engine.IO sockets: python-engineio's protocol with a fraction of its objects per phone.
+
+A census of what the garbage collector tracks in a server holding 1,000 idle phones (``SIGUSR1``
+to ``bench/load_server.py``, docs/load.md) counted ~155 objects per websocket connection, six
+of them asyncio tasks: aiohttp's two (the connection and its request handler), and four of
+python-engineio's ``AsyncSocket``: a writer task draining a per-socket ``asyncio.Queue``, a
+reader task created for every message awaited through ``wait_for``, that ``wait_for``'s own
+task around ``Queue.get``, and a ``_send_ping`` task sleeping out the ping interval. Each task
+carries coroutine frames, a context copy, futures and timer handles. A full collection walks
+all of them (0.4-0.8 s at 5,000 phones, long enough for the ticker to skip steps), and they
+are ~7 kB of each connection's memory.
+
+``LeanSocket`` keeps python-engineio's protocol (handshake, long-polling, the probe/upgrade
+dance, ping/pong, close) and changes how a websocket is driven:
+
+* **Writes are synchronous**: once upgraded, a packet is framed and written to the transport
+  where it is sent, in order, with no queue and no writer task. The queue exists only while
+  the socket is long-polling or upgrading, and what it holds is written before direct writes
+  start, so nothing overtakes what was sent before it. A phone that stops reading is cut off
+  once more than ``MAX_BACKLOG_BYTES`` wait in its transport (it reconnects and gets a fresh
+  snapshot) instead of growing a backlog without bound.
+* **Reads are one loop** awaiting ``WebSocketResponse.receive()`` directly: no task or
+  timeout per message. A dead peer is found by the ping timeout instead.
+* **Pings come from one sweep** (``LeanServer._service_task``) that visits every socket twice
+  a second: it sends the ping a socket is due, closes one whose pong is overdue, and forgets
+  closed ones. python-engineio runs a sleeping task per socket for the ping and visits sockets
+  with a ``wait_for`` each.
+* **The upgrade request's header copy is dropped**: python-engineio copies every header into a
+  WSGI-style ``environ`` that lives as long as the connection; once the websocket is open only
+  the few keys in ``ENVIRON_KEEP`` stay.
+
+``LeanServer`` builds ``LeanSocket``s (``lean = False`` builds python-engineio's own, for the
+benchmark's ``stock`` variant) and ``BandSyncSocketServer`` is python-socketio's server on top
+of it. This reaches into python-engineio's private ``_handle_connect`` and ``_service_task``
+(pinned to the 4.15 series in pyproject.toml); ``tests/server/test_engine.py`` checks the
+protocol against python-socketio's own client, both transports and the upgrade between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import engineio
+import socketio
+from aiohttp import WSMsgType, web
+from engineio import exceptions as eio_exceptions
+from engineio import packet as eio_packet
+from engineio.async_socket import AsyncSocket
+
+from ..log import SERVER
+
+#: A websocket whose transport holds more than this unsent is cut off.
+MAX_BACKLOG_BYTES = 1024 * 1024
+#: How often the service sweep visits every socket (pings, timeouts, clean-up).
+SWEEP_INTERVAL_S = 0.5
+#: Engine.IO packet types (open close ping pong message upgrade noop): anything else is noise.
+ENGINEIO_TYPES = frozenset("0123456")
+#: What stays of a connection's ``environ`` once its websocket is open.
+ENVIRON_KEEP = frozenset(
+    {
+        "REQUEST_METHOD",
+        "QUERY_STRING",
+        "PATH_INFO",
+        "REMOTE_ADDR",
+        "HTTP_HOST",
+        "HTTP_ORIGIN",
+        "HTTP_USER_AGENT",
+        "HTTP_X_FORWARDED_FOR",
+    }
+)
+
+
+def websocket_frame(payload: str | bytes) -> bytes:
+    """An unmasked, uncompressed, final websocket frame (server to client): text for ``str``,
+    binary for ``bytes``. Legal with permessage-deflate too (RSV1 clear: not compressed)."""
+    if isinstance(payload, str):
+        data, first = payload.encode(), 0x81
+    else:
+        data, first = bytes(payload), 0x82
+    n = len(data)
+    if n < 126:
+        return struct.pack("!BB", first, n) + data
+    if n < 65536:
+        return struct.pack("!BBH", first, 126, n) + data
+    return struct.pack("!BBQ", first, 127, n) + data
+
+
+def slim_environ(environ: dict[str, Any]) -> None:
+    """Drop, in place, every key of ``environ`` not in ``ENVIRON_KEEP`` (headers, the request)."""
+    for key in [key for key in environ if key not in ENVIRON_KEEP]:
+        del environ[key]
+
+
+class LeanSocket(AsyncSocket):  # type: ignore[misc]
+    """One client's Engine.IO socket (see the module docstring for what differs upstream)."""
+
+    def __init__(self, server: LeanServer, sid: str) -> None:
+        # python-engineio's BaseSocket.__init__, less the queue (made when first needed).
+        self.server = server
+        self.sid = sid
+        self._queue: asyncio.Queue[Any] | None = None
+        self.last_ping: float | None = time.time()
+        self.ping_due = 0.0
+        self.connected = False
+        self.upgrading = False
+        self.upgraded = False
+        self.closing = False
+        self.closed = False
+        self.session: dict[str, Any] = {}
+        self.ws: web.WebSocketResponse | None = None
+        #: Set while packets go straight to the websocket's transport.
+        self.transport: asyncio.Transport | None = None
+
+    @property
+    def queue(self) -> asyncio.Queue[Any]:
+        """The packets waiting for a poll (or for the websocket upgrade to finish)."""
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        return self._queue
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def send(self, pkt: eio_packet.Packet) -> None:
+        """Send a packet: written at once on a websocket, queued for the next poll otherwise."""
+        if not await self.check_ping_timeout():
+            return
+        if self.transport is not None:
+            self.write_frame(websocket_frame(pkt.encode()))
+        else:
+            await self.queue.put(pkt)
+
+    def buffered(self) -> int:
+        """Bytes written to the websocket's transport and not yet sent (0 when not direct)."""
+        transport = self.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write one ready websocket frame; False when the websocket is not open for it."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > MAX_BACKLOG_BYTES:
+            SERVER.warning(
+                "%s stopped reading (%d bytes unsent): dropping the connection",
+                self.sid,
+                transport.get_write_buffer_size(),
+            )
+            transport.abort()  # the read loop sees the connection go and closes the socket
+            return False
+        transport.write(frame)
+        return True
+
+    # -- pings -----------------------------------------------------------------------------
+
+    def schedule_ping(self) -> None:
+        # As python-engineio: a pong (or the handshake) starts the next ping interval, once.
+        if self.last_ping:
+            self.last_ping = None
+            self.ping_due = time.time() + self.server.ping_interval
+
+    async def sweep(self, now: float) -> None:
+        """The service sweep's visit: send a due ping or close on an overdue pong."""
+        if self.last_ping is None:
+            if now >= self.ping_due and self.connected:
+                self.last_ping = now
+                await self.send(eio_packet.Packet(eio_packet.PING))
+        else:
+            await self.check_ping_timeout()
+
+    # -- closing ---------------------------------------------------------------------------
+
+    async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
+        """Close the socket: the disconnect event, a CLOSE packet unless aborted, and the
+        websocket itself (its read loop ends)."""
+        if self.closed or self.closing:
+            return
+        self.closing = True
+        await self.server._trigger_event(
+            "disconnect", self.sid, reason or self.server.reason.SERVER_DISCONNECT, run_async=False
+        )
+        if not abort:
+            await self.send(eio_packet.Packet(eio_packet.CLOSE))
+        self.closed = True
+        self.transport = None
+        ws = self.ws
+        if ws is not None and not ws.closed:
+            # Not awaited here: a peer that is gone makes the close handshake wait its timeout.
+            self.server.spawn(ws.close())
+        if wait and self._queue is not None:
+            await self._queue.join()
+
+    # -- the websocket ---------------------------------------------------------------------
+
+    async def _upgrade_websocket(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        """Open the websocket (a direct connection or an upgrade from polling) and serve it."""
+        if self.upgraded:
+            raise OSError("Socket has been upgraded already")
+        request: web.Request = environ["aiohttp.request"]
+        ws = web.WebSocketResponse(
+            max_msg_size=self.server.max_http_buffer_size, compress=self.server.compress
+        )
+        await ws.prepare(request)
+        slim_environ(environ)  # connect handlers have run, the upgrade headers are checked
+        self.ws = ws
+        try:
+            await self._serve_websocket(ws, request.transport)
+        finally:
+            self.ws = None
+            self.transport = None
+        return ws
+
+    async def _receive_text(self, ws: web.WebSocketResponse) -> str | bytes | None:
+        """The next Engine.IO packet's text, or None once the websocket is done."""
+        while True:
+            msg = await ws.receive()
+            if msg.type is not WSMsgType.TEXT and msg.type is not WSMsgType.BINARY:
+                return None  # closing, closed or a protocol error
+            data: str | bytes = msg.data
+            if len(data) > self.server.max_http_buffer_size:
+                SERVER.debug("%s sent a %d-byte packet: closing", self.sid, len(data))
+                return None
+            if isinstance(data, str) and (not data or data[0] not in ENGINEIO_TYPES):
+                # python-engineio would log a traceback (or end the connection) for these.
+                SERVER.debug("dropped a malformed Engine.IO packet %r", data[:20])
+                continue
+            return data
+
+    async def _serve_websocket(
+        self, ws: web.WebSocketResponse, transport: asyncio.Transport | None
+    ) -> None:
+        if self.connected:  # an upgrade from long-polling: the probe, then UPGRADE
+            self.upgrading = True  # packets sent meanwhile wait in the queue
+            data = await self._receive_text(ws)
+            probe = eio_packet.Packet(encoded_packet=data) if data is not None else None
+            if probe is None or probe.packet_type != eio_packet.PING or probe.data != "probe":
+                SERVER.debug("%s: failed websocket upgrade, no probe", self.sid)
+                self.upgrading = False
+                return
+            await ws.send_str(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
+            await self.queue.put(eio_packet.Packet(eio_packet.NOOP))  # ends the pending poll
+            data = await self._receive_text(ws)
+            upgrade = eio_packet.Packet(encoded_packet=data) if data is not None else None
+            if upgrade is None or upgrade.packet_type != eio_packet.UPGRADE:
+                SERVER.debug("%s: failed websocket upgrade, no UPGRADE packet", self.sid)
+                self.upgrading = False
+                return
+            self.upgraded = True
+            self.upgrading = False
+        else:
+            self.connected = True
+            self.upgraded = True
+        if transport is not None and not self.closed:
+            self._flush_queue_to(transport)
+        while not self.closed:
+            data = await self._receive_text(ws)
+            if data is None:
+                break
+            try:
+                await self.receive(eio_packet.Packet(encoded_packet=data))
+            except eio_exceptions.UnknownPacketError:
+                SERVER.debug("%s: unknown Engine.IO packet %r", self.sid, data[:20])
+            except eio_exceptions.SocketIsClosedError:
+                break
+            except Exception:  # as python-engineio: log it, keep the connection
+                SERVER.exception("%s: error handling a packet", self.sid)
+        self.transport = None
+        await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+        if not ws.closed:
+            await ws.close()
+
+    def _flush_queue_to(self, transport: asyncio.Transport) -> None:
+        """Write what queued while polling/upgrading, then switch to direct writes."""
+        queue, self._queue = self._queue, None
+        self.transport = transport
+        while queue is not None and not queue.empty():
+            pkt = queue.get_nowait()
+            queue.task_done()
+            if pkt is not None:
+                self.write_frame(websocket_frame(pkt.encode()))
+
+
+class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
+    """python-engineio's asyncio server building ``LeanSocket``s, with one service sweep.
+
+    Attributes:
+        lean: Build ``LeanSocket``s (else python-engineio's ``AsyncSocket``: benchmark only).
+        compress: Accept permessage-deflate on websockets (off: see ``fanout.py``).
+    """
+
+    start_service_task: bool  # python-engineio's: the service task is yet to start
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lean = True
+        self.compress = False
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` as a task this server holds on to until it is done."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _new_socket(self, sid: str) -> AsyncSocket:
+        return LeanSocket(self, sid) if self.lean else AsyncSocket(self, sid)
+
+    async def _handle_connect(
+        self, environ: dict[str, Any], transport: str, jsonp_index: int | None = None
+    ) -> Any:
+        """python-engineio 4.15's ``_handle_connect``, building sockets by ``_new_socket``."""
+        if self.start_service_task:
+            self.start_service_task = False
+            self.service_task_handle = self.start_background_task(self._service_task)
+        sid = self.generate_id()
+        s = self._new_socket(sid)
+        self.sockets[sid] = s
+        pkt = eio_packet.Packet(
+            eio_packet.OPEN,
+            {
+                "sid": sid,
+                "upgrades": self._upgrades(sid, transport),
+                "pingTimeout": int(self.ping_timeout * 1000),
+                # (python-engineio rounds to whole seconds before scaling: 0.3 s became 0)
+                "pingInterval": int((self.ping_interval + self.ping_interval_grace_period) * 1000),
+                "maxPayload": self.max_http_buffer_size,
+            },
+        )
+        await s.send(pkt)
+        ret = await self._trigger_event("connect", sid, environ, run_async=False)
+        if ret is not None and ret is not True:
+            del self.sockets[sid]
+            SERVER.debug("connection %s refused by the application", sid)
+            return self._unauthorized(ret or None)
+        s.schedule_ping()
+        if transport == "websocket":
+            ret = await s.handle_get_request(environ)
+            if s.closed and sid in self.sockets:
+                del self.sockets[sid]  # the websocket has ended
+            return ret
+        s.connected = True
+        try:
+            return self._ok(await s.poll(), jsonp_index=jsonp_index)
+        except eio_exceptions.QueueEmpty:
+            return self._bad_request()
+
+    async def _service_task(self) -> None:
+        """Every ``SWEEP_INTERVAL_S``: due pings, overdue pongs, closed sockets forgotten."""
+        if not self.lean:
+            await super()._service_task()
+            return
+        self.service_task_event = self.create_event()
+        while not self.service_task_event.is_set():
+            now = time.time()
+            for sid, socket in list(self.sockets.items()):
+                if socket.closed:
+                    self.sockets.pop(sid, None)
+                elif not socket.closing:
+                    try:
+                        await socket.sweep(now)
+                    except Exception:  # one socket's trouble must not stop the pings
+                        SERVER.exception("service sweep: socket %s", sid)
+            try:
+                await asyncio.wait_for(self.service_task_event.wait(), SWEEP_INTERVAL_S)
+            except TimeoutError:
+                continue
+
+
+class BandSyncSocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server on ``LeanServer``, keeping only a slim copy of each
+    connection's ``environ`` (python-socketio keeps it for the connection's life)."""
+
+    def _engineio_server_class(self) -> type[LeanServer]:
+        return LeanServer
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        slim = {key: value for key, value in environ.items() if key in ENVIRON_KEEP}
+        return await super()._handle_eio_connect(eio_sid, slim)
