@@ -9,14 +9,14 @@ prints the objects the garbage collector tracks, by type (what a full collection
 * ``deflate``: the websocket accepts permessage-deflate when a client offers it (as
   python-engineio's stock aiohttp driver does);
 * ``engineio-socket``: python-engineio's own socket class (a queue and writer task per
-  socket, a task per message read, a ping task per socket; its aiohttp driver, which accepts
-  permessage-deflate) instead of ours (``server/engine.py``); the fan-out still frames once
-  per room and hands the frame to each socket's queue;
+  socket, a task per message read, a ping task per socket) instead of ours
+  (``server/engine.py``), websockets still without permessage-deflate; the fan-out still
+  encodes once per room and hands the packet to each socket's queue;
 * ``socketio-ticks``: ticks go through ``AsyncServer.emit`` to the tick room (python-socketio's
   generic path: one task per recipient) instead of the product's fan-out
   (``server/fanout.py``);
-* ``stock``: ``engineio-socket`` and ``socketio-ticks``: python-socketio and python-engineio
-  as they come.
+* ``stock``: python-socketio and python-engineio as they come (their socket, their aiohttp
+  driver accepting permessage-deflate, ticks through ``AsyncServer.emit``).
 """
 
 from __future__ import annotations
@@ -58,8 +58,30 @@ def apply_variant(app: object, variant: str) -> None:
         engine.compress = True
     if variant in ("engineio-socket", "stock"):
         engine.lean = False
+    if variant == "engineio-socket":  # its socket, but websockets still without deflate
+        engine._async = {**engine._async, "websocket": _driver_without_deflate()}
     if variant in ("socketio-ticks", "stock"):
         fanout.enabled = False
+
+
+def _driver_without_deflate() -> type:
+    """python-engineio's aiohttp websocket driver, creating websockets with ``compress=False``."""
+    from aiohttp import web
+    from engineio.async_drivers import aiohttp as engineio_aiohttp
+
+    class Driver(engineio_aiohttp.WebSocket):  # type: ignore[misc]
+        async def __call__(self, environ: dict[str, object]) -> web.WebSocketResponse:
+            request = environ["aiohttp.request"]
+            assert isinstance(request, web.Request)
+            self._sock = web.WebSocketResponse(
+                max_msg_size=self.server.max_http_buffer_size, compress=False
+            )
+            await self._sock.prepare(request)
+            self.environ = environ
+            await self.handler(self)
+            return self._sock
+
+    return Driver
 
 
 def log_gc_pauses(threshold_ms: float) -> None:
