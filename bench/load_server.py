@@ -122,6 +122,8 @@ def print_census(top: int = 100) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     raise_fd_limit()
+    if args.gc_threshold:
+        gc.set_threshold(*args.gc_threshold)
     if args.gc_log_ms is not None:
         log_gc_pauses(args.gc_log_ms)
     settings = Settings(host="127.0.0.1", port=args.port, redis_url=args.redis_url)
@@ -147,6 +149,9 @@ if __name__ == "__main__":
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument(
         "--gc-log-ms", type=float, help="print garbage-collection passes longer than this"
+    )
+    parser.add_argument(
+        "--gc-threshold", type=int, nargs=3, help="the collector's thresholds (gc.set_threshold)"
     )
     arguments = parser.parse_args()
     log.configure(getattr(logging, arguments.log_level.upper(), logging.WARNING))

@@ -25,6 +25,8 @@ dance, ping/pong, close) and changes how a websocket is driven:
   a second: it sends the ping a socket is due, closes one whose pong is overdue, and forgets
   closed ones. python-engineio runs a sleeping task per socket for the ping and visits sockets
   with a ``wait_for`` each.
+* **A long-polling POST that does not decode is dropped** whole, logged at DEBUG (python-engineio
+  logs a traceback for each).
 * **The upgrade request's header copy is dropped**: python-engineio copies every header into a
   WSGI-style ``environ`` that lives as long as the connection; once the websocket is open only
   the few keys in ``ENVIRON_KEEP`` stay.
@@ -49,6 +51,7 @@ import socketio
 from aiohttp import WSMsgType, web
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
+from engineio import payload as eio_payload
 from engineio.async_socket import AsyncSocket
 
 from ..log import SERVER
@@ -153,6 +156,29 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
             return False
         transport.write(frame)
         return True
+
+    async def handle_post_request(self, environ: dict[str, Any]) -> None:
+        """A long-polling POST: its packets, or none of them if any fails to decode.
+
+        python-engineio decodes and handles the packets in one go and logs a traceback for
+        a payload that does not decode ("post request handler error"); a phone could fill
+        the log with them. Here a malformed payload is dropped whole, logged at DEBUG,
+        as malformed websocket messages are.
+        """
+        length = int(environ.get("CONTENT_LENGTH", "0"))
+        if length > self.server.max_http_buffer_size:
+            raise eio_exceptions.ContentTooLongError()
+        body = await environ["wsgi.input"].read(length)
+        try:
+            packets = eio_payload.Payload(encoded_payload=body.decode("utf-8")).packets
+            for pkt in packets:
+                if not 0 <= pkt.packet_type < len(eio_packet.packet_names):
+                    raise ValueError(f"unknown packet type {pkt.packet_type}")
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            SERVER.debug("%s: dropped a malformed polling payload: %s", self.sid, exc)
+            return
+        for pkt in packets:
+            await self.receive(pkt)
 
     # -- pings -----------------------------------------------------------------------------
 

@@ -190,7 +190,7 @@ async def test_a_reader_that_stopped_is_cut_off(monkeypatch):
         client.on("disconnect", lambda *_: gone.set())
         socket = server.socket(client)
         monkeypatch.setattr(engine, "MAX_BACKLOG_BYTES", -1)  # any backlog is too much
-        assert socket.write_frame(websocket_frame("42[\"x\"]")) is False
+        assert socket.write_frame(websocket_frame('42["x"]')) is False
         await asyncio.wait_for(gone.wait(), 5)
         await _wait_until(lambda: socket.closed)
         assert len(server.disconnects) == 1
@@ -270,3 +270,21 @@ def test_websocket_frame_lengths_and_opcodes():
     assert websocket_frame(b"\x00\x01") == b"\x82\x02\x00\x01"
     assert websocket_frame("y" * 200)[:4] == b"\x81\x7e\x00\xc8"
     assert websocket_frame("z" * 70000)[:10] == b"\x81\x7f" + (70000).to_bytes(8, "big")
+
+
+@pytest.mark.asyncio
+async def test_a_malformed_polling_payload_is_dropped_whole_without_a_traceback():
+    async with EchoServer() as server, aiohttp.ClientSession() as http:
+        base = server.url + "/socket.io/?EIO=4&transport=polling"
+        async with http.get(base) as response:
+            sid = json.loads((await response.text())[1:])["sid"]
+        url = f"{base}&sid={sid}"
+        # a valid connect followed by garbage in one payload: nothing of it is handled
+        for junk in ("40\x1e", "4\x1e\x1e", "40\x1e9", "2" + "\x1e2" * 20, b"\xff\xfe"):
+            async with http.post(url, data=junk) as response:
+                assert response.status == 200
+        assert server.sio.manager.sid_from_eio_sid(sid, "/") is None  # no connect happened
+        async with http.post(url, data="40") as response:
+            assert response.status == 200  # and the socket is still usable
+        async with http.get(url) as response:
+            assert (await response.text()).startswith("40")
