@@ -2,7 +2,8 @@
 
 Run by ``load_bench.py`` and ``soak.py`` as a subprocess so that its CPU time and RSS are
 measured apart from the clients'. Prints ``READY <port>`` once it listens; on ``SIGUSR1`` it
-prints the objects the garbage collector tracks, by type (what a full collection walks).
+prints the objects the garbage collector tracks, by type (what a full collection walks); on
+``SIGUSR2``, with ``PYTHONTRACEMALLOC=1``, the Python heap grown since the first ``SIGUSR2``.
 ``--variant`` switches one efficiency measure off again, to measure it both ways:
 
 * ``product``: the server exactly as shipped;
@@ -120,6 +121,49 @@ def print_census(top: int = 100) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
+class HeapDiff:
+    """``SIGUSR2`` with tracemalloc on (``PYTHONTRACEMALLOC=1``): the first signal takes a
+    baseline, each later one prints the Python heap grown since, by package."""
+
+    def __init__(self) -> None:
+        self.baseline: object = None
+
+    def __call__(self) -> None:
+        import tracemalloc
+
+        if not tracemalloc.is_tracing():
+            print("heap: tracemalloc is off (PYTHONTRACEMALLOC=1)", file=sys.stderr, flush=True)
+            return
+        gc.collect()
+        snapshot = tracemalloc.take_snapshot()
+        if self.baseline is None:
+            self.baseline = snapshot
+            print("heap: baseline taken", file=sys.stderr, flush=True)
+            return
+        by_package: dict[str, int] = {}
+        for stat in snapshot.compare_to(self.baseline, "filename"):  # type: ignore[arg-type]
+            path = stat.traceback[0].filename
+            parts = Path(path).parts
+            if "site-packages" in parts:
+                package = parts[parts.index("site-packages") + 1]
+            elif "bandsync_desktop" in parts:
+                package = "bandsync_desktop/" + "/".join(
+                    parts[parts.index("bandsync_desktop") + 1 :]
+                )
+            else:
+                package = "stdlib/" + Path(path).name
+            by_package[package] = by_package.get(package, 0) + stat.size_diff
+        total = sum(by_package.values())
+        lines = [f"heap: {total} bytes grown"]
+        for package, size in sorted(by_package.items(), key=lambda item: -item[1])[:25]:
+            lines.append(f"heap: {size:10d} {package}")
+        for stat in snapshot.compare_to(self.baseline, "lineno")[:30]:  # type: ignore[arg-type]
+            frame = stat.traceback[0]
+            where = "/".join(Path(frame.filename).parts[-2:])
+            lines.append(f"heap: {stat.size_diff:10d} {stat.count_diff:7d} {where}:{frame.lineno}")
+        print("\n".join(lines), file=sys.stderr, flush=True)
+
+
 async def main(args: argparse.Namespace) -> None:
     raise_fd_limit()
     if args.gc_threshold:
@@ -136,6 +180,7 @@ async def main(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, print_census)
+    loop.add_signal_handler(signal.SIGUSR2, HeapDiff())
     print(f"READY {runner.port}", flush=True)
     await stop.wait()
     await runner.stop()

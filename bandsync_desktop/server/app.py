@@ -24,7 +24,7 @@ from ..log import SERVER
 from . import handlers
 from .engine import BandSyncSocketServer
 from .fanout import TickFanout
-from .guard import body_limit, guard_malformed_packets
+from .guard import guard_malformed_packets
 from .service import SessionService
 from .storage import SessionStore, create_store
 from .tasks import LoopLagMonitor, run_every, run_ticker, send_heartbeats
@@ -66,10 +66,8 @@ def create_app(
         engineio_logger=False,
     )
     service = SessionService(settings, store, clock, sio)
-    app = web.Application(
-        client_max_size=settings.max_payload_bytes,
-        middlewares=[body_limit(settings.max_payload_bytes)],  # long-polling POSTs too
-    )
+    # (long-polling POSTs are limited by the Engine.IO route itself: engine.py)
+    app = web.Application(client_max_size=settings.max_payload_bytes)
     if cluster is not None:
         cluster.install(sio)
         cluster.attach(service)

@@ -27,6 +27,9 @@ dance, ping/pong, close) and changes how a websocket is driven:
   with a ``wait_for`` each.
 * **A long-polling POST that does not decode is dropped** whole, logged at DEBUG (python-engineio
   logs a traceback for each).
+* **Nothing of ours sits in a websocket's call chain**: the body limit for long-polling POSTs
+  is on the POST route alone, not an app-wide middleware (whose frame every websocket's
+  request would keep for the connection's life).
 * **The upgrade request's header copy is dropped**: python-engineio copies every header into a
   WSGI-style ``environ`` that lives as long as the connection; once the websocket is open only
   the few keys in ``ENVIRON_KEEP`` stay.
@@ -93,9 +96,11 @@ def websocket_frame(payload: str | bytes) -> bytes:
 
 
 def slim_environ(environ: dict[str, Any]) -> None:
-    """Drop, in place, every key of ``environ`` not in ``ENVIRON_KEEP`` (headers, the request)."""
-    for key in [key for key in environ if key not in ENVIRON_KEEP]:
-        del environ[key]
+    """Keep, in place, only the keys of ``environ`` in ``ENVIRON_KEEP`` (the dict is cleared
+    and refilled: deleting keys one by one would keep its table at full size)."""
+    kept = {key: value for key, value in environ.items() if key in ENVIRON_KEEP}
+    environ.clear()
+    environ.update(kept)
 
 
 class LeanSocket(AsyncSocket):  # type: ignore[misc]
@@ -330,6 +335,31 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def attach(self, app: web.Application, engineio_path: str = "engine.io") -> None:
+        """Route the Engine.IO endpoint: GET and OPTIONS straight to the server, POST through
+        the body limit (a middleware would sit in every websocket's call chain for good)."""
+        endpoint = f"/{engineio_path.strip('/')}/"
+        app.router.add_get(endpoint, self.handle_request)
+        app.router.add_post(endpoint, self._handle_post)
+        app.router.add_route("OPTIONS", endpoint, self.handle_request)
+
+    async def _handle_post(self, request: web.Request) -> web.StreamResponse:
+        """A long-polling POST, answered 413 up front when it declares a body over the limit.
+
+        python-engineio reads the body through the request stream (aiohttp's
+        ``client_max_size`` does not apply there) and, on a body over
+        ``max_http_buffer_size``, disconnects the socket and waits for a poll to drain its
+        queue: a client that never polls would leave that request hanging for good.
+        """
+        length = request.content_length
+        if length is not None and length > self.max_http_buffer_size:
+            SERVER.debug("refused a %d-byte long-polling POST", length)
+            return web.Response(
+                status=413, text=f"payload too large (limit {self.max_http_buffer_size} bytes)\n"
+            )
+        response: web.StreamResponse = await self.handle_request(request)
+        return response
 
     def _new_socket(self, sid: str) -> AsyncSocket:
         return LeanSocket(self, sid) if self.lean else AsyncSocket(self, sid)

@@ -13,12 +13,6 @@ python-socketio reserves for its own ``connect``/``disconnect`` handlers) is log
 answered with ``error {code: INVALID_PAYLOAD}`` and counted against the connection's rate
 limit (a flood of them is answered no more often than the limit allows). Exceptions from our
 own handlers never get here: ``handlers.py`` turns each into an ``error`` reply itself.
-
-``body_limit`` is an aiohttp middleware for the long-polling transport: python-engineio
-reads a POST body through the request stream (aiohttp's ``client_max_size`` does not apply
-there) and, on a body larger than ``max_http_buffer_size``, disconnects the socket and waits
-for a poll that drains its queue; a client that never polls leaves that request hanging for
-good. The middleware answers such a request ``413`` before python-engineio sees it.
 """
 
 from __future__ import annotations
@@ -27,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
-from aiohttp import web
 
 from ..core.errors import ErrorCode, ValidationError
 from ..log import SERVER
@@ -70,20 +63,3 @@ def guard_malformed_packets(sio: socketio.AsyncServer, service: SessionService) 
         await dispatch(eio_sid, namespace, ack_id, data)
 
     sio._handle_event = checked
-
-
-def body_limit(limit: int) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """A middleware refusing any request whose declared body exceeds ``limit`` bytes."""
-
-    @web.middleware
-    async def middleware(
-        request: web.Request,
-        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-    ) -> web.StreamResponse:
-        length = request.content_length
-        if length is not None and length > limit:
-            SERVER.debug("refused a %d-byte %s %s", length, request.method, request.path)
-            return web.Response(status=413, text=f"payload too large (limit {limit} bytes)\n")
-        return await handler(request)
-
-    return middleware

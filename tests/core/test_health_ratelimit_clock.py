@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bandsync_desktop.core.clock import ManualClock, MonotonicClock
-from bandsync_desktop.core.health import STALE_MS, LinkStats, classify
+from bandsync_desktop.core.health import RTT_WINDOW, STALE_MS, LinkStats, classify
 from bandsync_desktop.core.ratelimit import TokenBucket
 
 
@@ -32,6 +32,17 @@ def test_link_stats_use_the_median_rtt():
     assert link.rtt_ms == 6.5
     wire = link.to_wire(1_000)
     assert wire["status"] == "good" and wire["rttMs"] == 6.5
+
+
+def test_link_stats_keep_only_the_latest_window_of_rtts():
+    link = LinkStats(last_seen=0)
+    link.add_rtts(range(1000, 1000 + RTT_WINDOW))  # a bad spell...
+    link.add_rtts([10.0] * (RTT_WINDOW // 2 + 1))  # ...then a majority of good round trips
+    assert len(link.rtt_samples) == RTT_WINDOW
+    assert list(link.rtt_samples)[-1] == 10.0
+    assert link.rtt_ms == 10.0
+    link.add_rtts([20.0] * RTT_WINDOW)
+    assert list(link.rtt_samples) == [20.0] * RTT_WINDOW
 
 
 def test_token_bucket_allows_bursts_then_refills():
