@@ -33,6 +33,10 @@ class Settings:
     housekeeping_interval_s: float = 1.0
     heartbeat_interval_s: float = 10.0
     max_members: int = 64
+    # Engine.IO connections one address may hold (0: no cap). Loopback is exempt: it is this
+    # machine (the console's own page, benchmarks, a local reverse proxy).
+    max_connections_per_address: int = 64
+    connection_cap_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
     max_payload_bytes: int = 128 * 1024
     rate_limit_per_s: float = 30.0
     rate_limit_burst: int = 60

@@ -65,6 +65,9 @@ def create_app(
         logger=False,
         engineio_logger=False,
     )
+    sio.eio.limit_connections(
+        settings.max_connections_per_address, frozenset(settings.connection_cap_exempt)
+    )
     service = SessionService(settings, store, clock, sio)
     # (long-polling POSTs are limited by the Engine.IO route itself: engine.py)
     app = web.Application(client_max_size=settings.max_payload_bytes)

@@ -30,6 +30,9 @@ dance, ping/pong, close) and changes how a websocket is driven:
 * **Nothing of ours sits in a websocket's call chain**: the body limit for long-polling POSTs
   is on the POST route alone, not an app-wide middleware (whose frame every websocket's
   request would keep for the connection's life).
+* **One address holds at most ``max_connections_per_address`` connections** (loopback
+  exempt by default): a phone opening thousands would hold their memory and, the rate limit
+  being per connection, their budget; the next one is answered 429.
 * **The upgrade request's header copy is dropped**: python-engineio copies every header into a
   WSGI-style ``environ`` that lives as long as the connection; once the websocket is open only
   the few keys in ``ENVIRON_KEEP`` stay.
@@ -122,6 +125,8 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
         self.ws: web.WebSocketResponse | None = None
         #: Set while packets go straight to the websocket's transport.
         self.transport: asyncio.Transport | None = None
+        #: The peer address this socket counts against (None once released or exempt).
+        self.address: str | None = None
 
     @property
     def queue(self) -> asyncio.Queue[Any]:
@@ -196,7 +201,9 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
     async def sweep(self, now: float) -> None:
         """The service sweep's visit: send a due ping or close on an overdue pong."""
         if self.last_ping is None:
-            if now >= self.ping_due and self.connected:
+            # Not only connected sockets: one whose websocket never came up gets its ping
+            # queued, misses the pong and is closed like any silent peer.
+            if now >= self.ping_due:
                 self.last_ping = now
                 await self.send(eio_packet.Packet(eio_packet.PING))
         else:
@@ -210,6 +217,7 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
         if self.closed or self.closing:
             return
         self.closing = True
+        self.server.release_address(self)
         await self.server._trigger_event(
             "disconnect", self.sid, reason or self.server.reason.SERVER_DISCONNECT, run_async=False
         )
@@ -217,6 +225,11 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
             await self.send(eio_packet.Packet(eio_packet.CLOSE))
         self.closed = True
         self.transport = None
+        if abort and not wait and self._queue is not None:
+            # A long-polling client that said goodbye is still waiting on its poll: answer
+            # it now (python-engineio left it hanging for the ping interval and timeout, and
+            # python-socketio's client waits that long in disconnect()).
+            self._queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
         ws = self.ws
         if ws is not None and not ws.closed:
             # Not awaited here: a peer that is gone makes the close handshake wait its timeout.
@@ -234,7 +247,11 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
         ws = web.WebSocketResponse(
             max_msg_size=self.server.max_http_buffer_size, compress=self.server.compress
         )
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except BaseException:  # the peer went away mid-handshake: nothing to serve
+            await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
+            raise
         slim_environ(environ)  # connect handlers have run, the upgrade headers are checked
         self.ws = ws
         try:
@@ -328,6 +345,10 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.lean = True
         self.compress = False
+        self.max_connections_per_address = 0
+        self.cap_exempt: frozenset[str] = frozenset()
+        self._per_address: dict[str, int] = {}
+        self._refusing: set[str] = set()
         self._background: set[asyncio.Task[Any]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
@@ -361,6 +382,44 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
         response: web.StreamResponse = await self.handle_request(request)
         return response
 
+    def limit_connections(self, per_address: int, exempt: frozenset[str]) -> None:
+        """Cap the connections one peer address may hold (0: no cap), ``exempt`` excepted."""
+        self.max_connections_per_address = per_address
+        self.cap_exempt = exempt
+
+    def connections_from(self, address: str) -> int:
+        return self._per_address.get(address, 0)
+
+    def _admit(self, environ: dict[str, Any]) -> tuple[bool, str | None]:
+        """Whether a new connection may open, and the address it counts against (None: not
+        counted: exempt, no cap, or python-engineio's own socket)."""
+        request = environ.get("aiohttp.request")
+        address = getattr(request, "remote", None)
+        cap = self.max_connections_per_address
+        if not self.lean or cap <= 0 or not address or address in self.cap_exempt:
+            return True, None
+        if self._per_address.get(address, 0) >= cap:
+            if address not in self._refusing:
+                self._refusing.add(address)
+                SERVER.warning(
+                    "refusing further connections from %s: it holds %d (the cap)", address, cap
+                )
+            return False, None
+        self._per_address[address] = self._per_address.get(address, 0) + 1
+        return True, address
+
+    def release_address(self, socket: LeanSocket) -> None:
+        """Give back the slot ``socket`` took (once; a no-op for uncounted sockets)."""
+        address, socket.address = socket.address, None
+        if address is None:
+            return
+        left = self._per_address.get(address, 1) - 1
+        if left > 0:
+            self._per_address[address] = left
+        else:
+            self._per_address.pop(address, None)
+        self._refusing.discard(address)
+
     def _new_socket(self, sid: str) -> AsyncSocket:
         return LeanSocket(self, sid) if self.lean else AsyncSocket(self, sid)
 
@@ -371,8 +430,17 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
         if self.start_service_task:
             self.start_service_task = False
             self.service_task_handle = self.start_background_task(self._service_task)
+        admitted, address = self._admit(environ)
+        if not admitted:
+            return {
+                "status": "429 Too Many Requests",
+                "headers": [("Content-Type", "text/plain")],
+                "response": b"too many connections from this address\n",
+            }
         sid = self.generate_id()
         s = self._new_socket(sid)
+        if address is not None:
+            s.address = address
         self.sockets[sid] = s
         pkt = eio_packet.Packet(
             eio_packet.OPEN,
@@ -389,6 +457,8 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
         ret = await self._trigger_event("connect", sid, environ, run_async=False)
         if ret is not None and ret is not True:
             del self.sockets[sid]
+            if isinstance(s, LeanSocket):
+                self.release_address(s)
             SERVER.debug("connection %s refused by the application", sid)
             return self._unauthorized(ret or None)
         s.schedule_ping()

@@ -131,6 +131,15 @@ async def _send_numbers(sio: socketio.AsyncServer, sid: str, count: int) -> None
 
 
 @pytest.mark.asyncio
+async def test_a_polling_client_that_says_goodbye_is_let_go_at_once():
+    async with EchoServer() as server:  # ping interval 25 s: python-engineio held it that long
+        client = await _client(server.url, ["polling"])
+        await asyncio.sleep(0.3)  # its next poll is waiting on the server
+        await asyncio.wait_for(client.disconnect(), 3)
+        await _wait_until(lambda: not server.sio.eio.sockets)
+
+
+@pytest.mark.asyncio
 async def test_a_polling_only_client_works_and_answers_pings():
     async with EchoServer(ping_interval=0.3, ping_timeout=0.5) as server:
         client = await _client(server.url, ["polling"])
@@ -288,3 +297,43 @@ async def test_a_malformed_polling_payload_is_dropped_whole_without_a_traceback(
             assert response.status == 200  # and the socket is still usable
         async with http.get(url) as response:
             assert (await response.text()).startswith("40")
+
+
+@pytest.mark.asyncio
+@pytest.mark.expect_log(r"refusing further connections from 127\.0\.0\.1")
+async def test_one_address_holds_at_most_its_cap_of_connections():
+    async with EchoServer() as server:
+        server.sio.eio.limit_connections(3, frozenset())  # loopback not exempt here
+        clients = [await _client(server.url, ["websocket"]) for _ in range(2)]
+        clients.append(await _client(server.url, ["polling"]))  # both transports count
+        assert server.sio.eio.connections_from("127.0.0.1") == 3
+        url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(url)
+            assert refused.value.status == 429
+            polling = server.url + "/socket.io/?EIO=4&transport=polling"
+            async with http.get(polling) as response:
+                assert response.status == 429
+                assert "too many connections" in await response.text()
+        assert all(client.connected for client in clients)  # the held ones are untouched
+        assert len(server.sio.eio.sockets) == 3
+        await clients.pop().disconnect()
+        await _wait_until(lambda: server.sio.eio.connections_from("127.0.0.1") == 2)
+        clients.append(await _client(server.url, ["websocket"]))  # a slot was given back
+        for client in clients:
+            await client.disconnect()
+        await _wait_until(lambda: server.sio.eio.connections_from("127.0.0.1") == 0)
+
+
+@pytest.mark.asyncio
+async def test_exempt_addresses_are_not_capped():
+    async with EchoServer() as server:
+        server.sio.eio.limit_connections(1, frozenset({"127.0.0.1", "::1"}))
+        clients = [await _client(server.url, ["websocket"]) for _ in range(4)]
+        try:
+            assert all(client.connected for client in clients)
+            assert server.sio.eio.connections_from("127.0.0.1") == 0
+        finally:
+            for client in clients:
+                await client.disconnect()

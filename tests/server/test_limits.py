@@ -169,3 +169,20 @@ async def test_members_per_session_are_capped(start_server, make_client):
     assert await stored(server, "small") == before
     # the refused phone can still join elsewhere
     await ok(late, "join_session", {"sessionId": "elsewhere"})
+
+
+@pytest.mark.expect_log(r"refusing further connections from 127\.0\.0\.1")
+async def test_connections_per_address_are_capped(start_server, make_client):
+    # Loopback is exempt by default (this machine); here it stands in for a phone's address.
+    server = await start_server(max_connections_per_address=2, connection_cap_exempt=())
+    first = await make_client("first", url=server.url)
+    await ok(first, "join_session", {"sessionId": "capped", "role": "leader"})
+    await make_client("second", url=server.url)
+    before = await stored(server, "capped")
+    url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(url)
+    assert refused.value.status == 429
+    assert await stored(server, "capped") == before
+    await ok(first, "set_tempo", {"sessionId": "capped", "tempo": 99})  # held ones work
