@@ -23,7 +23,7 @@ from ..core.clock import Clock, MonotonicClock
 from ..log import SERVER
 from . import handlers
 from .engine import BandSyncSocketServer
-from .fanout import TickFanout
+from .fanout import RoomEmitter, TickFanout
 from .guard import guard_malformed_packets
 from .service import SessionService
 from .storage import SessionStore, create_store
@@ -68,7 +68,10 @@ def create_app(
     sio.eio.limit_connections(
         settings.max_connections_per_address, frozenset(settings.connection_cap_exempt)
     )
-    service = SessionService(settings, store, clock, sio)
+    fanout = TickFanout(sio)
+    # One node: room broadcasts through the fan-out; several: through the Redis manager.
+    emitter = RoomEmitter(sio, fanout) if cluster is None else sio
+    service = SessionService(settings, store, clock, emitter)
     # (long-polling POSTs are limited by the Engine.IO route itself: engine.py)
     app = web.Application(client_max_size=settings.max_payload_bytes)
     if cluster is not None:
@@ -80,7 +83,7 @@ def create_app(
     app[SIO] = sio
     # Lean Engine.IO sockets without permessage-deflate (engine.py); ticks framed once per
     # room (fanout.py).
-    app[FANOUT] = TickFanout(sio)
+    app[FANOUT] = fanout
     app[LAG] = LoopLagMonitor()
     app[STARTED_AT] = time.monotonic()
     sio.attach(app)

@@ -66,9 +66,10 @@ class TickFanout:
         self.enabled = True
         self.stats = FanoutStats()
 
-    async def emit(self, event: str, data: Any, room: str) -> int:
+    async def emit(self, event: str, data: Any, room: str, *, droppable: bool = True) -> int:
         """Send ``event`` with ``data`` to every local member of ``room``; returns how many
-        recipients it was written or queued for."""
+        recipients it was written or queued for. A ``droppable`` packet (a tick, a
+        heartbeat: the next one supersedes it) skips recipients that stopped reading."""
         if not self.enabled:
             await self.sio.emit(event, data, room=room)
             return -1
@@ -82,7 +83,7 @@ class TickFanout:
             if socket is None or socket.closed or socket.closing:
                 continue
             if isinstance(socket, LeanSocket) and socket.transport is not None:
-                if socket.buffered() > self.max_buffered_bytes:
+                if droppable and socket.buffered() > self.max_buffered_bytes:
                     self.stats.dropped_slow += 1
                     continue
                 if frame is None:
@@ -95,3 +96,65 @@ class TickFanout:
                 self.stats.queued += 1
             sent += 1
         return sent
+
+
+class RoomEmitter:
+    """The service's emitter on one node: room broadcasts through the fan-out, the rest
+    through python-socketio.
+
+    A snapshot or notice to a session's room is encoded once and written to every member in
+    one pass (python-socketio runs a task per recipient: the console's loop stalled ~40 ms
+    sending a tempo change to 200 phones). Never dropped for a slow reader: a snapshot is
+    state, not a sample. With several nodes the service talks to python-socketio directly,
+    whose Redis manager carries broadcasts to the other nodes' members.
+    """
+
+    def __init__(self, sio: socketio.AsyncServer, fanout: TickFanout) -> None:
+        self.sio = sio
+        self.fanout = fanout
+
+    async def emit(
+        self,
+        event: str,
+        data: Any = None,
+        *,
+        to: str | None = None,
+        room: str | None = None,
+        skip_sid: str | list[str] | None = None,
+        namespace: str | None = None,
+        callback: Any = None,
+        ignore_queue: bool = False,
+    ) -> None:
+        plain_room_broadcast = (
+            room is not None
+            and to is None
+            and skip_sid is None
+            and namespace in (None, NAMESPACE)
+            and callback is None
+            and self.fanout.enabled
+        )
+        if plain_room_broadcast:
+            assert room is not None
+            await self.fanout.emit(event, data, room, droppable=False)
+            return
+        await self.sio.emit(
+            event,
+            data,
+            to=to,
+            room=room,
+            skip_sid=skip_sid,
+            namespace=namespace,
+            callback=callback,
+            ignore_queue=ignore_queue,
+        )
+
+    async def enter_room(self, sid: str, room: str, namespace: str | None = None) -> None:
+        await self.sio.enter_room(sid, room, namespace=namespace)
+
+    async def leave_room(self, sid: str, room: str, namespace: str | None = None) -> None:
+        await self.sio.leave_room(sid, room, namespace=namespace)
+
+    async def disconnect(
+        self, sid: str, namespace: str | None = None, ignore_queue: bool = False
+    ) -> None:
+        await self.sio.disconnect(sid, namespace=namespace, ignore_queue=ignore_queue)

@@ -89,3 +89,21 @@ async def test_heartbeats_go_through_the_fanout_to_every_member(start_server, ma
     await _join(client, "hb", capabilities=["timeline"])
     beat = await client.wait_for("heartbeat", 3)
     assert isinstance(beat["timestamp"], float)
+
+
+@pytest.mark.asyncio
+async def test_room_snapshots_go_through_the_fanout_and_are_never_dropped(server, make_client):
+    leader = await make_client("leader")
+    await _join(leader, "snap", role="leader", capabilities=["timeline"])
+    follower = await make_client("follower")
+    await _join(follower, "snap", capabilities=["timeline"])
+    fanout = server.app[FANOUT]
+    fanout.max_buffered_bytes = -1  # every transport counts as stalled: ticks would be skipped
+    try:
+        before = fanout.stats.direct
+        snapshot = follower.next("snapshot")
+        assert (await leader.call("set_tempo", {"sessionId": "snap", "tempo": 133}))["ok"]
+        assert (await asyncio.wait_for(snapshot, 3))["tempo"] == 133
+        assert fanout.stats.direct >= before + 2  # leader and follower: one frame, written
+    finally:
+        fanout.max_buffered_bytes = 64 * 1024
