@@ -199,6 +199,14 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
             self.last_ping = None
             self.ping_due = time.time() + self.server.ping_interval
 
+    def needs_sweep(self, now: float) -> bool:
+        """Whether a ping is due or a pong overdue (most visits: neither, and no coroutine)."""
+        last_ping = self.last_ping
+        if last_ping is None:
+            return now >= self.ping_due
+        timeout: float = self.server.ping_timeout
+        return now - last_ping > timeout
+
     async def sweep(self, now: float) -> None:
         """The service sweep's visit: send a due ping or close on an overdue pong."""
         if self.last_ping is None:
@@ -485,7 +493,7 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
             for sid, socket in list(self.sockets.items()):
                 if socket.closed:
                     self.sockets.pop(sid, None)
-                elif not socket.closing:
+                elif not socket.closing and socket.needs_sweep(now):
                     try:
                         await socket.sweep(now)
                     except Exception:  # one socket's trouble must not stop the pings
