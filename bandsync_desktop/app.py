@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QWidget
 
 SCREENSHOT_SIZE = (1600, 1000)
+#: The installed .desktop file (packaging/linux/bandsync-desktop.desktop), without ".desktop".
+DESKTOP_FILE_NAME = "bandsync-desktop"
 DEMO_SONGS = (
     (
         "Opening groove",
@@ -92,6 +94,8 @@ def main(argv: Sequence[str]) -> int:
     assert isinstance(qapp, QApplication)
     qapp.setApplicationName("BandSync Desktop")
     qapp.setApplicationVersion(__version__)
+    # Wayland compositors match the window to packaging/linux/<this>.desktop (dock icon, name).
+    qapp.setDesktopFileName(DESKTOP_FILE_NAME)
     qapp.setStyleSheet(STYLESHEET)
     icon = app_icon()
     if icon is not None:

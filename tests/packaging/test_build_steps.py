@@ -18,6 +18,8 @@ from types import ModuleType
 
 import pytest
 
+from bandsync_desktop.app import DESKTOP_FILE_NAME
+
 from .conftest import load_script
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux packaging")
@@ -63,7 +65,9 @@ def test_tarball_unpacks_and_installs_for_the_user(
         members = {m.name: m for m in tar.getmembers()}
         assert members[f"{top}/bandsync-desktop"].mode & 0o111
         assert members[f"{top}/install.sh"].mode & 0o111
-        for name in ("bandsync-desktop.desktop", "bandsync-desktop.png", "LICENSE"):
+        # The console names this file to Qt (Wayland matches its window to it).
+        desktop_file = f"{DESKTOP_FILE_NAME}.desktop"
+        for name in (desktop_file, "bandsync-desktop.png", "LICENSE"):
             assert f"{top}/{name}" in members
         assert f"{top}/_internal/bandsync_desktop/web/index.html" in members
         tar.extractall(tmp_path / "unpacked", filter="tar")
