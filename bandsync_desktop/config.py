@@ -42,6 +42,9 @@ class Settings:
     rate_limit_burst: int = 60
     lead_ms: float = 200.0
     cors_origins: tuple[str, ...] = ()
+    # Host names a browser may reach the server by, besides IP addresses, localhost and
+    # *.local (mDNS): anything else is refused to browsers (DNS rebinding, docs/security.md).
+    allowed_hosts: tuple[str, ...] = ()
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
         """A copy with the given fields replaced (``None`` values are ignored)."""
@@ -54,7 +57,9 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["cors_origins"] = list(self.cors_origins)
+        for f in fields(self):
+            if isinstance(data[f.name], tuple):
+                data[f.name] = list(data[f.name])
         return data
 
 
@@ -93,8 +98,9 @@ def from_file(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: settings must be a JSON object")
     known = {f.name for f in fields(Settings)}
     out = {k: v for k, v in data.items() if k in known}
-    if "cors_origins" in out:
-        out["cors_origins"] = tuple(out["cors_origins"])
+    for f in fields(Settings):  # JSON has lists where the settings keep tuples
+        if f.name in out and "tuple" in str(f.type) and isinstance(out[f.name], list):
+            out[f.name] = tuple(out[f.name])
     return out
 
 

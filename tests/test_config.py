@@ -39,3 +39,15 @@ def test_env_tuple_and_empty_optional():
     )
     assert s.cors_origins == ("http://a", "http://b")
     assert s.redis_url is None
+
+
+def test_list_settings_from_a_file_become_tuples_and_go_back_as_lists(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"allowed_hosts": ["stage.lan"], "connection_cap_exempt": []}))
+    s = config.load({}, settings_file=path, environ={"BANDSYNC_MAX_CONNECTIONS_PER_ADDRESS": "8"})
+    assert s.allowed_hosts == ("stage.lan",) and s.connection_cap_exempt == ()
+    assert s.max_connections_per_address == 8
+    assert hash(s)  # frozen and hashable: no lists inside
+    data = s.to_dict()
+    assert data["allowed_hosts"] == ["stage.lan"] and data["cors_origins"] == []
+    json.dumps(data)

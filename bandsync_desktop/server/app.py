@@ -68,6 +68,7 @@ def create_app(
     sio.eio.limit_connections(
         settings.max_connections_per_address, frozenset(settings.connection_cap_exempt)
     )
+    sio.eio.allowed_hosts = frozenset(host.lower() for host in settings.allowed_hosts)
     fanout = TickFanout(sio)
     # One node: room broadcasts through the fan-out; several: through the Redis manager.
     emitter = RoomEmitter(sio, fanout) if cluster is None else sio

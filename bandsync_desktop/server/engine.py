@@ -34,6 +34,10 @@ dance, ping/pong, close) and changes how a websocket is driven:
 * **One address holds at most ``max_connections_per_address`` connections** (loopback
   exempt by default): a phone opening thousands would hold their memory and, the rate limit
   being per connection, their budget; the next one is answered 429.
+* **Browsers must reach us by an IP address**, ``localhost``, an mDNS ``*.local`` name or a
+  configured host: a page on a public domain re-resolved to the console's LAN address (DNS
+  rebinding) passes python-engineio's same-origin check, so its handshake is refused (403).
+  Native clients (no ``Origin``, no ``Sec-Fetch-*``) are not checked.
 * **The upgrade request's header copy is dropped**: python-engineio copies every header into a
   WSGI-style ``environ`` that lives as long as the connection; once the websocket is open only
   the few keys in ``ENVIRON_KEEP`` stay.
@@ -48,6 +52,7 @@ protocol against python-socketio's own client, both transports and the upgrade b
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import struct
 import time
 from collections.abc import Coroutine
@@ -97,6 +102,35 @@ def websocket_frame(payload: str | bytes) -> bytes:
     if n < 65536:
         return struct.pack("!BBH", first, 126, n) + data
     return struct.pack("!BBQ", first, 127, n) + data
+
+
+def host_name(host_header: str) -> str:
+    """The host part of a ``Host`` header, lower case, without port or IPv6 brackets."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def host_is_allowed(host_header: str, extra: frozenset[str] = frozenset()) -> bool:
+    """Whether a browser may reach us by this ``Host``: an IP address, ``localhost``, an mDNS
+    ``*.local`` name, or one of ``extra``. A public DNS name that resolves to a LAN address
+    is what a DNS-rebinding page uses to pass the same-origin check."""
+    name = host_name(host_header)
+    if not name:
+        return False
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    return name == "localhost" or name.endswith(".local") or name in extra
+
+
+def from_a_browser(environ: dict[str, Any]) -> bool:
+    """Browsers send ``Origin`` on websocket handshakes and ``Sec-Fetch-*`` on every request;
+    native clients and scripts send neither (and are not exposed to DNS rebinding)."""
+    return "HTTP_ORIGIN" in environ or "HTTP_SEC_FETCH_MODE" in environ
 
 
 def slim_environ(environ: dict[str, Any]) -> None:
@@ -356,6 +390,8 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
         self.compress = False
         self.max_connections_per_address = 0
         self.cap_exempt: frozenset[str] = frozenset()
+        self.allowed_hosts: frozenset[str] = frozenset()
+        self._refused_hosts: set[str] = set()
         self._per_address: dict[str, int] = {}
         self._refusing: set[str] = set()
         self._background: set[asyncio.Task[Any]] = set()
@@ -439,6 +475,21 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
         if self.start_service_task:
             self.start_service_task = False
             self.service_task_handle = self.start_background_task(self._service_task)
+        host = str(environ.get("HTTP_HOST", ""))
+        if from_a_browser(environ) and not host_is_allowed(host, self.allowed_hosts):
+            name = host_name(host)[:100]
+            if name not in self._refused_hosts and len(self._refused_hosts) < 100:
+                self._refused_hosts.add(name)
+                SERVER.warning(
+                    "refused a browser reaching this server as %r: not an IP address, "
+                    "localhost, *.local or an allowed host (settings: allowed_hosts)",
+                    name,
+                )
+            return {
+                "status": "403 Forbidden",
+                "headers": [("Content-Type", "text/plain")],
+                "response": b"this server is reached by its IP address (or an allowed host)\n",
+            }
         admitted, address = self._admit(environ)
         if not admitted:
             return {

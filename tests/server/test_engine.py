@@ -22,6 +22,8 @@ from bandsync_desktop.server.engine import (
     ENVIRON_KEEP,
     BandSyncSocketServer,
     LeanSocket,
+    host_is_allowed,
+    host_name,
     websocket_frame,
 )
 from bandsync_desktop.server.net import free_port
@@ -337,3 +339,12 @@ async def test_exempt_addresses_are_not_capped():
         finally:
             for client in clients:
                 await client.disconnect()
+
+
+def test_host_names_a_browser_may_use():
+    assert host_name("[fe80::1]:3001") == "fe80::1" and host_name("Band.LOCAL:80") == "band.local"
+    for allowed in ("192.168.1.20:3001", "10.0.0.2", "[::1]:3001", "fe80::1", "localhost:3001"):
+        assert host_is_allowed(allowed), allowed
+    assert host_is_allowed("stage.lan:3001", frozenset({"stage.lan"}))
+    for refused in ("evil.example:3001", "192.168.1.20.nip.io", "", "local", "stage.lan"):
+        assert not host_is_allowed(refused), refused

@@ -307,3 +307,44 @@ async def test_static_files_do_not_traverse(server):
                 assert response.status in (400, 403, 404), (path, response.status)
                 for secret in secrets:
                     assert secret not in body, path
+
+
+# -- DNS rebinding ----------------------------------------------------------------------------
+
+
+async def _handshake_as(url, host, **headers):
+    """A polling handshake to ``url`` presenting ``host`` as the ``Host`` header."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            url + "/socket.io/?EIO=4&transport=polling", headers={"Host": host, **headers}
+        ) as response,
+    ):
+        return response.status
+
+
+@pytest.mark.expect_log(r"refused a browser reaching this server as 'rebind\.example'")
+async def test_a_browser_on_a_rebound_domain_is_refused(server):
+    port = server.port
+    rebound = f"rebind.example:{port}"
+    # What a page on a public domain re-resolved to our address sends: its own Host and
+    # Origin (which match, so the same-origin check alone passes it).
+    browser = {"Origin": f"http://{rebound}", "Sec-Fetch-Mode": "cors"}
+    assert await _handshake_as(server.url, rebound, **browser) == 403
+    assert await _handshake_as(server.url, rebound, **{"Sec-Fetch-Mode": "cors"}) == 403
+    ws_url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(ws_url, headers={"Host": rebound, **browser})
+        assert refused.value.status == 403
+    assert server.sio.eio.sockets == {}
+    # A browser by IP address, localhost or an mDNS name; a native client by any name.
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"band-laptop.local:{port}"):
+        assert await _handshake_as(server.url, host, Origin=f"http://{host}") == 200, host
+    assert await _handshake_as(server.url, rebound) == 200
+
+
+async def test_configured_host_names_are_allowed_to_browsers(start_server):
+    server = await start_server(allowed_hosts=("Rehearsal.Example",))
+    host = f"rehearsal.example:{server.port}"
+    assert await _handshake_as(server.url, host, Origin=f"http://{host}") == 200
