@@ -177,9 +177,12 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
         if not await self.check_ping_timeout():
             return
         if self.transport is not None:
-            self.write_frame(websocket_frame(pkt.encode()))
+            self._write_packet(pkt)
         else:
             await self.queue.put(pkt)
+
+    def _write_packet(self, pkt: eio_packet.Packet) -> None:
+        self.write_frame(websocket_frame(pkt.encode()))
 
     def buffered(self) -> int:
         """Bytes written to the websocket's transport and not yet sent (0 when not direct)."""
@@ -242,13 +245,13 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
         return now - last_ping > timeout
 
     async def sweep(self, now: float) -> None:
-        """The service sweep's visit: send a due ping or close on an overdue pong."""
+        """The service sweep's visit, once ``needs_sweep(now)``: send the due ping or close
+        on the overdue pong."""
         if self.last_ping is None:
             # Not only connected sockets: one whose websocket never came up gets its ping
             # queued, misses the pong and is closed like any silent peer.
-            if now >= self.ping_due:
-                self.last_ping = now
-                await self.send(eio_packet.Packet(eio_packet.PING))
+            self.last_ping = now
+            await self.send(eio_packet.Packet(eio_packet.PING))
         else:
             await self.check_ping_timeout()
 
@@ -371,7 +374,7 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
             pkt = queue.get_nowait()
             queue.task_done()
             if pkt is not None:
-                self.write_frame(websocket_frame(pkt.encode()))
+                self._write_packet(pkt)
 
 
 class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
