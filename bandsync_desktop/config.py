@@ -45,6 +45,20 @@ class Settings:
     # Host names a browser may reach the server by, besides IP addresses, localhost and
     # *.local (mDNS): anything else is refused to browsers (DNS rebinding, docs/security.md).
     allowed_hosts: tuple[str, ...] = ()
+    # TCP connections, guarded at accept before any HTTP parsing (server/tcpguard.py,
+    # docs/security.md, finding 3). One address may hold max_tcp_per_address (0: no cap;
+    # connection_cap_exempt is exempt): above the Engine.IO cap, for a phone's websocket,
+    # polling and page loads. In all, max_tcp_connections (0: the open-files limit minus
+    # fd_reserve, the descriptors kept for the store, logs, the page's files and Qt); past it
+    # newcomers are refused and members keep theirs. A new connection must send its first
+    # request's headers within http_header_timeout_s; an idle keep-alive connection is
+    # closed after http_keepalive_timeout_s. Requests in progress (websockets, long-polls)
+    # are never cut.
+    max_tcp_per_address: int = 96
+    max_tcp_connections: int = 0
+    fd_reserve: int = 256
+    http_header_timeout_s: float = 10.0
+    http_keepalive_timeout_s: float = 5.0
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
         """A copy with the given fields replaced (``None`` values are ignored)."""

@@ -28,6 +28,7 @@ from .guard import guard_malformed_packets
 from .service import SessionService
 from .storage import SessionStore, create_store
 from .tasks import LoopLagMonitor, run_every, run_ticker, send_heartbeats
+from .tcpguard import GuardedSite, TcpGuard, raise_open_files_limit
 from .web import add_web_routes
 
 if TYPE_CHECKING:
@@ -171,6 +172,7 @@ class ServerRunner:
     def __init__(self, app: web.Application) -> None:
         self.app = app
         self._runner: web.AppRunner | None = None
+        self.guard: TcpGuard | None = None  # set by start
         self.host = ""
         self.port = 0
         self._websockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
@@ -195,21 +197,31 @@ class ServerRunner:
 
     async def start(self, host: str, port: int) -> None:
         """Bind and serve. ``port=0`` picks a free port (see ``self.port`` after)."""
+        settings = self.app[SETTINGS]
+        raise_open_files_limit()  # before the connection budget is read from it
+        # Connections are counted and capped at accept, before aiohttp parses a byte
+        # (tcpguard.py); aiohttp closes a connection idle between requests.
+        guard = TcpGuard.from_settings(settings)
         # A stopping server waits at most half a second for peers to finish closing;
         # some clients (python-socketio's own, for one) take seconds to answer a server close.
         runner = web.AppRunner(
-            self.app, handle_signals=False, access_log=None, shutdown_timeout=0.5
+            self.app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=0.5,
+            keepalive_timeout=settings.http_keepalive_timeout_s,
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = GuardedSite(runner, host, port, guard)
         try:
             await site.start()
         except OSError:
             await runner.cleanup()
             raise
         self._runner = runner
+        self.guard = guard
         self.host = host
-        server = site._server
+        server = site.server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else port
         SERVER.info("serving on %s:%s", host, self.port)

@@ -42,6 +42,9 @@ async def serve(settings: config.Settings, *, band_session: bool = False) -> int
     except OSError as exc:
         log.SERVER.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
         return 2
+    except ValueError as exc:  # a setting out of range (tcpguard.py checks its own)
+        log.SERVER.error("cannot start: %s", exc)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
