@@ -33,6 +33,12 @@ class Settings:
     housekeeping_interval_s: float = 1.0
     heartbeat_interval_s: float = 10.0
     max_members: int = 64
+    # Sessions one peer address may have made that still exist (0: no cap; the addresses in
+    # connection_cap_exempt are not capped), and sessions in all (0: no cap). Sessions
+    # outlive their connections until they idle out, so without these one phone could
+    # create thousands (docs/security.md, finding 7).
+    max_sessions_per_address: int = 8
+    max_sessions: int = 2000
     # Engine.IO connections one address may hold (0: no cap). Loopback is exempt: it is this
     # machine (the console's own page, benchmarks, a local reverse proxy).
     max_connections_per_address: int = 64
@@ -59,6 +65,17 @@ class Settings:
     fd_reserve: int = 256
     http_header_timeout_s: float = 10.0
     http_keepalive_timeout_s: float = 5.0
+    # Floods (docs/security.md, finding 4). Every frame a connection sends is counted before
+    # it is decoded (server/engine.py): frame_rate_factor times the event budget above (0:
+    # off), so a client within its event budget never meets it; the excess is dropped
+    # unread. A connection that drops flood_cutoff_s seconds' worth of its frame budget
+    # without a quiet second is closed. Membership changes (join_session, create_session,
+    # leave_session, set_role) have a smaller budget of their own: each one costs every
+    # member of the session a notice and a snapshot.
+    frame_rate_factor: float = 3.0
+    flood_cutoff_s: float = 10.0
+    membership_rate_per_s: float = 2.0
+    membership_burst: int = 5
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
         """A copy with the given fields replaced (``None`` values are ignored)."""

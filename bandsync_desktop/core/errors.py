@@ -27,6 +27,8 @@ class ErrorCode(StrEnum):
     MEMBER_NOT_FOUND = "MEMBER_NOT_FOUND"
     RATE_LIMITED = "RATE_LIMITED"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    TOO_MANY_SESSIONS = "TOO_MANY_SESSIONS"
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     CONFLICT = "CONFLICT"
     INTERNAL = "INTERNAL"
 
@@ -79,6 +81,18 @@ class LeaderKeyRequired(BandSyncError):
 
 class MemberNotFound(BandSyncError):
     code = ErrorCode.MEMBER_NOT_FOUND
+
+
+class TooManySessions(BandSyncError):
+    """A new session would pass the cap for one address or for the server."""
+
+    code = ErrorCode.TOO_MANY_SESSIONS
+
+
+class StoreUnavailable(BandSyncError):
+    """The shared store cannot be reached and this node cannot tell what it holds."""
+
+    code = ErrorCode.STORE_UNAVAILABLE
 
 
 class VersionConflict(BandSyncError):

@@ -194,13 +194,19 @@ class Session:
         return None
 
     def find_member(self, ref: str) -> Member:
-        """A member by socket id or public member id (or client id, for the console)."""
-        member = self.members.get(ref) or self.member_by_socket(ref)
-        if member is None:
-            member = next((m for m in self.members.values() if member_id(m.client_id) == ref), None)
-        if member is None:
+        """A member by a public id: its ``memberId`` or its current ``socketId``.
+
+        Never by ``clientId``: a client chooses its own, so one that picked another member's
+        public id as its clientId would be found in that member's place (and handed the lead
+        meant for them). Public ids and the private one never share a namespace.
+        """
+        for member in self.members.values():
+            if member_id(member.client_id) == ref:
+                return member
+        by_socket = self.member_by_socket(ref)
+        if by_socket is None:
             raise MemberNotFound(f"no member {ref!r} in session {self.session_id!r}")
-        return member
+        return by_socket
 
     @property
     def leader(self) -> Member | None:
@@ -382,6 +388,25 @@ class Session:
         self.away.pop(member.client_id, None)
         return member, notices
 
+    def absorb_members(self, other: Session, limit: int) -> int:
+        """Members of ``other`` (another incarnation of this id, made by a node that could not
+        see this one) join this one as followers, up to ``limit`` members in all. Their joins
+        were accepted, so they are not lost; nothing else of ``other`` is taken (its leader,
+        key and transport were never this session's). Returns how many joined."""
+        added = 0
+        for cid, member in sorted(other.members.items(), key=lambda kv: kv[1].joined_at):
+            if cid in self.members or len(self.members) >= limit:
+                continue
+            self.members[cid] = Member(
+                cid, member.socket_id, member.display_name, member.joined_at, member.device
+            )
+            self.away.pop(cid, None)
+            added += 1
+        if added:
+            self.version += 1
+            self.last_activity = max(self.last_activity, other.last_activity)
+        return added
+
     # -- leadership ---------------------------------------------------------------------------
 
     def set_role(self, now_ms: float, client_id: str, role: Role, key: str | None) -> list[Notice]:
@@ -445,7 +470,14 @@ class Session:
         return any(now_ms - a.left_at >= rules.member_memory_ms for a in self.away.values())
 
     def housekeeping(self, now_ms: float, rules: Rules) -> list[Notice]:
-        """Periodic upkeep: elect a leader once the grace period is over, forget old members."""
+        """Periodic upkeep: elect a leader once the grace period is over, release a held seat
+        (a protected session without the console), forget old members.
+
+        Anything it changes bumps the version, so the store keeps it: a released seat that
+        was not saved would hand the old leader the lead back, without the key, long after
+        the grace period.
+        """
+        held_before = self.held_leader_id
         notices = self._elect_if_due(now_ms, rules.leader_grace_ms)
         stale = [
             cid for cid, a in self.away.items() if now_ms - a.left_at >= rules.member_memory_ms
@@ -454,7 +486,7 @@ class Session:
             del self.away[cid]
         if notices:
             self._changed(now_ms)
-        elif stale:
+        elif stale or self.held_leader_id != held_before:
             self.version += 1
         return notices
 

@@ -115,12 +115,21 @@ def tempo(value: Any) -> float:
     return bpm
 
 
+def _whole(value: Any, field: str, code: ErrorCode) -> int:
+    """A whole number (``4`` or ``4.0``); NaN, infinities and fractions are refused."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not value.is_integer())  # also NaN and +-inf
+    ):
+        raise ValidationError(f"{field} must be a whole number", code)
+    return int(value)
+
+
 def meter(beats_per_bar: Any, beat_unit: Any) -> tuple[int, int]:
     """A meter: 1-16 beats per bar over a beat unit of 2, 4, 8 or 16."""
-    for field, value in (("beatsPerBar", beats_per_bar), ("beatUnit", beat_unit)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-            raise ValidationError(f"{field} must be a whole number", ErrorCode.INVALID_METER)
-    beats, unit = int(beats_per_bar), int(beat_unit)
+    beats = _whole(beats_per_bar, "beatsPerBar", ErrorCode.INVALID_METER)
+    unit = _whole(beat_unit, "beatUnit", ErrorCode.INVALID_METER)
     if not BEATS_PER_BAR_MIN <= beats <= BEATS_PER_BAR_MAX:
         raise ValidationError(
             f"beatsPerBar must be between {BEATS_PER_BAR_MIN} and {BEATS_PER_BAR_MAX}",
@@ -163,9 +172,7 @@ def message(value: Any) -> str:
 
 def count_in_bars(value: Any) -> int:
     """Count-in length in bars: a whole number 0-4."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise ValidationError("countInBars must be a whole number", ErrorCode.INVALID_COUNT_IN)
-    bars = int(value)
+    bars = _whole(value, "countInBars", ErrorCode.INVALID_COUNT_IN)
     if not 0 <= bars <= COUNT_IN_MAX_BARS:
         raise ValidationError(
             f"countInBars must be between 0 and {COUNT_IN_MAX_BARS}", ErrorCode.INVALID_COUNT_IN

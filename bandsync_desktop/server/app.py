@@ -156,7 +156,7 @@ async def health(request: web.Request) -> web.Response:
         "version": __version__,
         "store": {"kind": store.kind, "state": str(store.state)},
         "node": app[CLUSTER].node_id if CLUSTER in app else None,
-        "sessions": len(await store.session_ids()),
+        "sessions": await store.session_count(),
         "playing": len(service.playing_sessions()),
         "connections": len(service.connections),
         "uptimeS": round(time.monotonic() - app[STARTED_AT], 3),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core import validation
-from ..core.session import CONSOLE, Session, Song
+from ..core.session import CONSOLE, Session, Song, member_id
 from ..core.timeline import Boundary
 from .service import SessionService
 
@@ -123,16 +123,27 @@ class ConsoleFacade:
             lambda s, a, now: s.set_song(now, a, song, tempo, meter, count_in, rules),
         )
 
-    async def hand_over(self, target: str) -> Session:
-        """Pass the lead to a member (client or socket id), or back to the console."""
+    async def hand_over(self, client_id: str) -> Session:
+        """Pass the lead to a member, named by its client id (or ``CONSOLE``: back to it).
+
+        The console names members by the client ids of its own member list, read from the
+        session, never taken from the network; the rule itself resolves public ids only, so
+        the console's id is turned into that member's public id here, and nothing else is.
+        """
+        ref = _public_ref(client_id)
         return await self.service.console_command(
-            self.session_id, lambda s, a, now: s.hand_over(now, a, target)
+            self.session_id, lambda s, a, now: s.hand_over(now, a, ref)
         )
 
     async def take_lead(self) -> Session:
         """Take the lead back to the console."""
         return await self.hand_over(CONSOLE)
 
-    async def remove(self, target: str) -> None:
-        """Remove a member; their phone is told and leaves the room."""
-        await self.service.remove_member(self.session_id, CONSOLE, target)
+    async def remove(self, client_id: str) -> None:
+        """Remove a member, named by its client id; their phone is told and leaves."""
+        await self.service.remove_member(self.session_id, CONSOLE, _public_ref(client_id))
+
+
+def _public_ref(client_id: str) -> str:
+    """The public memberId of the member with ``client_id`` (``CONSOLE`` stays itself)."""
+    return client_id if client_id == CONSOLE else member_id(client_id)

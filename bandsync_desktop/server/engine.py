@@ -31,6 +31,14 @@ dance, ping/pong, close) and changes how a websocket is driven:
 * **Nothing of ours sits in a websocket's call chain**: the body limit for long-polling POSTs
   is on the POST route alone, not an app-wide middleware (whose frame every websocket's
   request would keep for the connection's life).
+* **A flood is refused before it is read** (``limit_frames``): every frame a client sends,
+  on a websocket or in a long-polling POST, is counted by the connection's ``FrameMeter``
+  (core/ratelimit.py) before it is decoded. Frames over budget are dropped unread, with no
+  task and no answer but one ``error {code: RATE_LIMITED}`` a second; a connection that
+  keeps flooding is closed, logged once (a minute) per address at WARNING, and its address
+  may not connect again for ``FLOOD_COOLDOWN_S``. The pong that
+  answers our ping is free. One websocket sending ~19,000 frames a second used to have each
+  decoded, given a task and answered: the band's acks waited seconds behind them.
 * **One address holds at most ``max_connections_per_address`` connections** (loopback
   exempt by default): a phone opening thousands would hold their memory and, the rate limit
   being per connection, their budget; the next one is answered 429.
@@ -52,9 +60,13 @@ protocol against python-socketio's own client, both transports and the upgrade b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import json
+import socket as so
 import struct
 import time
+import urllib.parse
 from collections.abc import Coroutine
 from typing import Any
 
@@ -63,17 +75,48 @@ import socketio
 from aiohttp import WSMsgType, web
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
-from engineio import payload as eio_payload
 from engineio.async_socket import AsyncSocket
 
+from ..core.clock import MonotonicClock
+from ..core.errors import ErrorCode
+from ..core.ratelimit import FrameMeter, TokenBucket, Verdict
 from ..log import SERVER
 
 #: A websocket whose transport holds more than this unsent is cut off.
 MAX_BACKLOG_BYTES = 1024 * 1024
+#: What the kernel may buffer unread for one metered websocket (Linux doubles it).
+RECEIVE_BUFFER_BYTES = 32 * 1024
 #: How often the service sweep visits every socket (pings, timeouts, clean-up).
 SWEEP_INTERVAL_S = 0.5
 #: Engine.IO packet types (open close ping pong message upgrade noop): anything else is noise.
 ENGINEIO_TYPES = frozenset("0123456")
+#: A cut-off flooder's address is logged at most this often (seconds).
+FLOOD_LOG_INTERVAL_S = 60.0
+#: For this long after a connection was cut off for flooding, its address may open no new
+#: one (answered 429; exempt addresses, loopback by default, excepted).
+FLOOD_COOLDOWN_S = 10.0
+#: All the connections of one (counted) address share a frame budget this many times one
+#: connection's: a phone needs one connection's worth (its old connection is idle while it
+#: reconnects), and a flooder opening sixteen gets no more than one.
+ADDRESS_FRAME_BUDGET = 1.0
+#: The one answer to frames dropped over budget: a Socket.IO ``error`` event (namespace "/")
+#: in an Engine.IO MESSAGE packet, encoded once.
+RATE_LIMITED_EVENT = "2" + json.dumps(
+    [
+        "error",
+        {
+            "code": str(ErrorCode.RATE_LIMITED),
+            "message": "too many packets: slow down (the excess was dropped unread)",
+            "event": None,
+        },
+    ],
+    separators=(",", ":"),
+)
+#: What a client may send in a long-polling POST: close, pong, message, upgrade (a ping or
+#: noop from a client is not Engine.IO 4; python-engineio would raise on it).
+CLIENT_POST_TYPES = frozenset(
+    {eio_packet.CLOSE, eio_packet.PONG, eio_packet.MESSAGE, eio_packet.UPGRADE}
+)
 #: What stays of a connection's ``environ`` once its websocket is open.
 ENVIRON_KEEP = frozenset(
     {
@@ -102,6 +145,21 @@ def websocket_frame(payload: str | bytes) -> bytes:
     if n < 65536:
         return struct.pack("!BBH", first, 126, n) + data
     return struct.pack("!BBQ", first, 127, n) + data
+
+
+def limit_receive_buffer(transport: asyncio.Transport) -> None:
+    """Keep what the kernel buffers for one websocket small (``RECEIVE_BUFFER_BYTES``).
+
+    The event loop reads what is buffered in one go (up to 256 KiB) and aiohttp parses every
+    frame of it before our read loop sees the first: a flooder's socket would be turned into
+    thousands of message objects (and Python keeps the memory) before the frame meter could
+    drop one. A phone sends a few small events a second; payloads up to the limit still
+    arrive, in more reads.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(so.SOL_SOCKET, so.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
 
 
 def host_name(host_header: str) -> str:
@@ -162,6 +220,10 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
         self.transport: asyncio.Transport | None = None
         #: The peer address this socket counts against (None once released or exempt).
         self.address: str | None = None
+        #: The peer address, for the log (exempt addresses too).
+        self.peer: str | None = None
+        #: Counts the frames the client sends (None: not limited).
+        self.meter: FrameMeter | None = None
 
     @property
     def queue(self) -> asyncio.Queue[Any]:
@@ -211,22 +273,60 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
         python-engineio decodes and handles the packets in one go and logs a traceback for
         a payload that does not decode ("post request handler error"); a phone could fill
         the log with them. Here a malformed payload is dropped whole, logged at DEBUG,
-        as malformed websocket messages are.
+        as malformed websocket messages are. The packets are counted by the frame meter
+        before any is decoded, and those over budget dropped; python-engineio's own bound
+        (16 packets a POST, or the whole POST is refused) would lose a page's clock-sync
+        burst sent while it still polls.
         """
         length = int(environ.get("CONTENT_LENGTH", "0"))
         if length > self.server.max_http_buffer_size:
             raise eio_exceptions.ContentTooLongError()
         body = await environ["wsgi.input"].read(length)
         try:
-            packets = eio_payload.Payload(encoded_payload=body.decode("utf-8")).packets
+            text = body.decode("utf-8")
+            if text.startswith("d="):  # a JSONP POST: the payload is form-encoded
+                text = urllib.parse.parse_qs(text)["d"][0]
+            segments = text.split("\x1e")
+            if self.meter is not None:
+                segments = await self._within_budget(segments)
+            packets = [eio_packet.Packet(encoded_packet=segment) for segment in segments]
             for pkt in packets:
-                if not 0 <= pkt.packet_type < len(eio_packet.packet_names):
-                    raise ValueError(f"unknown packet type {pkt.packet_type}")
+                if pkt.packet_type not in CLIENT_POST_TYPES:
+                    raise ValueError(f"packet type {pkt.packet_type} in a POST")
         except (ValueError, TypeError, IndexError, KeyError) as exc:
             SERVER.debug("%s: dropped a malformed polling payload: %s", self.sid, exc)
             return
         for pkt in packets:
             await self.receive(pkt)
+
+    async def _within_budget(self, segments: list[str]) -> list[str]:
+        """The encoded packets of a POST that the meter admits (a body holds up to
+        ``max_http_buffer_size`` bytes of them)."""
+        admitted: list[str] = []
+        for segment in segments:
+            verdict = self._verdict(segment == "3")
+            if verdict is Verdict.PASS:
+                admitted.append(segment)
+            elif verdict is Verdict.CUT:
+                await self._cut_off(None)
+                return []
+            elif verdict is Verdict.ANSWER:
+                await self.send(eio_packet.Packet(eio_packet.MESSAGE, data=RATE_LIMITED_EVENT))
+        return admitted
+
+    def _verdict(self, pong: bool) -> Verdict:
+        """The meter's verdict on one frame; the pong we wait for is free."""
+        meter = self.meter
+        if meter is None or (pong and self.last_ping is not None):
+            return Verdict.PASS
+        return meter.take()
+
+    async def _cut_off(self, transport: asyncio.Transport | None) -> None:
+        """Close a connection that keeps flooding, and stop reading what it sends."""
+        self.server.report_flood(self)
+        await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
+        if transport is not None:
+            transport.abort()  # a close handshake would read the flood on for seconds
 
     # -- pings -----------------------------------------------------------------------------
 
@@ -295,7 +395,12 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
         )
         try:
             await ws.prepare(request)
-        except BaseException:  # the peer went away mid-handshake: nothing to serve
+        except ConnectionError as exc:  # the peer went away mid-handshake: nothing to serve
+            await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
+            SERVER.debug("%s went away during the websocket handshake: %s", self.sid, exc)
+            # (re-raised as is, aiohttp would log a traceback at ERROR for each)
+            raise web.HTTPBadRequest() from None
+        except BaseException:
             await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
             raise
         slim_environ(environ)  # connect handlers have run, the upgrade headers are checked
@@ -349,10 +454,23 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
             self.upgraded = True
         if transport is not None and not self.closed:
             self._flush_queue_to(transport)
+            if self.meter is not None:
+                limit_receive_buffer(transport)
         while not self.closed:
             data = await self._receive_text(ws)
             if data is None:
                 break
+            if self.meter is not None:
+                verdict = self._verdict(data == "3")
+                if verdict is not Verdict.PASS:
+                    if verdict is Verdict.CUT:
+                        await self._cut_off(transport)
+                        break
+                    if verdict is Verdict.ANSWER:
+                        await self.send(
+                            eio_packet.Packet(eio_packet.MESSAGE, data=RATE_LIMITED_EVENT)
+                        )
+                    continue
             try:
                 await self.receive(eio_packet.Packet(encoded_packet=data))
             except eio_exceptions.UnknownPacketError:
@@ -396,8 +514,15 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
         self.allowed_hosts: frozenset[str] = frozenset()
         self._refused_hosts: set[str] = set()
         self._per_address: dict[str, int] = {}
+        self._address_frames: dict[str, TokenBucket] = {}  # the frame budget of an address
         self._refusing: set[str] = set()
         self._background: set[asyncio.Task[Any]] = set()
+        self.frame_rate_per_s = 0.0
+        self.frame_burst = 0
+        self.flood_cutoff_s = 0.0
+        self._frame_clock = MonotonicClock()
+        self._flood_logged: dict[str, float] = {}
+        self._flood_cut_at: dict[str, float] = {}
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` as a task this server holds on to until it is done."""
@@ -421,6 +546,14 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
         ``max_http_buffer_size``, disconnects the socket and waits for a poll to drain its
         queue: a client that never polls would leave that request hanging for good.
         """
+        sid = request.query.get("sid")
+        socket = self.sockets.get(sid) if sid is not None else None
+        if socket is not None and socket.closed:
+            # python-engineio raises (a traceback at ERROR) on a POST for a socket that is
+            # closed but not yet forgotten: a cut-off flooder's next POST, for one.
+            self.sockets.pop(sid, None)
+            SERVER.debug("a long-polling POST for the closed session %s", sid)
+            return web.Response(status=400, text="this session is closed\n")
         length = request.content_length
         if length is not None and length > self.max_http_buffer_size:
             SERVER.debug("refused a %d-byte long-polling POST", length)
@@ -430,10 +563,82 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
         response: web.StreamResponse = await self.handle_request(request)
         return response
 
+    def _log_error_once(self, message: str, message_key: str) -> None:
+        # A poll or POST for a session that is gone is a client that is late (its socket
+        # timed out, or was cut off for flooding), not a server error: python-engineio
+        # logs the first at ERROR.
+        if message_key == "bad-sid":
+            SERVER.debug("%s", message)
+            return
+        super()._log_error_once(message, message_key)
+
     def limit_connections(self, per_address: int, exempt: frozenset[str]) -> None:
         """Cap the connections one peer address may hold (0: no cap), ``exempt`` excepted."""
         self.max_connections_per_address = per_address
         self.cap_exempt = exempt
+
+    def limit_frames(self, rate_per_s: float, burst: int, cutoff_s: float) -> None:
+        """Count the frames each connection sends (``rate_per_s`` on average, bursts of
+        ``burst``; 0: no limit) and cut off one whose dropped frames add up to ``cutoff_s``
+        seconds of its budget (``FrameMeter``). Applies to connections opened from now on."""
+        self.frame_rate_per_s = rate_per_s
+        self.frame_burst = burst
+        self.flood_cutoff_s = cutoff_s
+
+    def new_meter(self, address: str | None = None) -> FrameMeter | None:
+        """A frame meter for a new connection (None when frames are not limited). A counted
+        ``address`` (not exempt) also has one budget for all its connections together:
+        ``ADDRESS_FRAME_BUDGET`` connections' worth, however many it opens."""
+        if self.frame_rate_per_s <= 0 or self.frame_burst <= 0:
+            return None
+        shared = None
+        if address is not None:
+            shared = self._address_frames.get(address)
+            if shared is None:
+                shared = self._address_frames[address] = TokenBucket(
+                    self.frame_rate_per_s * ADDRESS_FRAME_BUDGET,
+                    int(self.frame_burst * ADDRESS_FRAME_BUDGET),
+                    self._frame_clock,
+                )
+        return FrameMeter(
+            self.frame_rate_per_s,
+            self.frame_burst,
+            self._frame_clock,
+            cutoff_s=self.flood_cutoff_s,
+            shared=shared,
+        )
+
+    def cooling_down(self, address: str) -> bool:
+        """Whether ``address`` had a connection cut off for flooding in the last
+        ``FLOOD_COOLDOWN_S`` (its new connections are refused meanwhile: a flooder that
+        reconnects at once would get a fresh budget each time)."""
+        cut_at = self._flood_cut_at.get(address)
+        return cut_at is not None and time.monotonic() - cut_at < FLOOD_COOLDOWN_S
+
+    def report_flood(self, socket: LeanSocket) -> None:
+        """Log a cut-off flooder at WARNING, at most once a minute per address."""
+        address = socket.peer or "?"
+        now = time.monotonic()
+        if address not in self.cap_exempt:
+            if len(self._flood_cut_at) >= 1000:
+                self._flood_cut_at = {
+                    a: t for a, t in self._flood_cut_at.items() if now - t < FLOOD_COOLDOWN_S
+                }
+            self._flood_cut_at[address] = now
+        if now - self._flood_logged.get(address, float("-inf")) < FLOOD_LOG_INTERVAL_S:
+            SERVER.debug("%s from %s kept flooding: closed", socket.sid, address)
+            return
+        if len(self._flood_logged) >= 1000:  # forget the oldest half
+            for old in sorted(self._flood_logged, key=self._flood_logged.__getitem__)[:500]:
+                del self._flood_logged[old]
+        self._flood_logged[address] = now
+        SERVER.warning(
+            "closed a connection from %s: it kept sending over its budget of %g frames/s "
+            "(%d dropped unread)",
+            address,
+            self.frame_rate_per_s,
+            socket.meter.dropped if socket.meter is not None else 0,
+        )
 
     def connections_from(self, address: str) -> int:
         return self._per_address.get(address, 0)
@@ -443,6 +648,11 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
         counted: exempt, no cap, or python-engineio's own socket)."""
         request = environ.get("aiohttp.request")
         address = getattr(request, "remote", None)
+        if address:  # python-engineio's aiohttp driver says 127.0.0.1 for every peer
+            environ["REMOTE_ADDR"] = address
+        if address and address not in self.cap_exempt and self.cooling_down(address):
+            SERVER.debug("refused a connection from %s: cut off for flooding", address)
+            return False, None
         cap = self.max_connections_per_address
         if not self.lean or cap <= 0 or not address or address in self.cap_exempt:
             return True, None
@@ -466,6 +676,7 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
             self._per_address[address] = left
         else:
             self._per_address.pop(address, None)
+            self._address_frames.pop(address, None)
         self._refusing.discard(address)
 
     def _new_socket(self, sid: str) -> AsyncSocket:
@@ -502,8 +713,10 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
             }
         sid = self.generate_id()
         s = self._new_socket(sid)
-        if address is not None:
+        if isinstance(s, LeanSocket):
             s.address = address
+            s.peer = getattr(environ.get("aiohttp.request"), "remote", None)
+            s.meter = self.new_meter(address)
         self.sockets[sid] = s
         pkt = eio_packet.Packet(
             eio_packet.OPEN,

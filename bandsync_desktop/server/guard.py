@@ -1,4 +1,5 @@
-"""A guard in front of python-socketio's packet decoder: malformed packets get an answer.
+"""Guards in front of python-socketio's packet decoder: floods are dropped unread, malformed
+packets get an answer.
 
 Our event handlers turn every bad payload into a typed ``error`` (``handlers.py``). But a
 packet that is not valid Socket.IO at all (``42[``, ``42{}``, ``4x``, an event name that is
@@ -13,6 +14,10 @@ python-socketio reserves for its own ``connect``/``disconnect`` handlers) is log
 answered with ``error {code: INVALID_PAYLOAD}`` and counted against the connection's rate
 limit (a flood of them is answered no more often than the limit allows). Exceptions from our
 own handlers never get here: ``handlers.py`` turns each into an ``error`` reply itself.
+
+It also sets the Engine.IO frame budget (``LeanServer.limit_frames``) from the settings: every
+frame is counted before python-socketio sees it, and a flood is dropped there, unread, at a
+small fraction of what a refused event costs further in (``engine.py``).
 """
 
 from __future__ import annotations
@@ -26,12 +31,22 @@ from ..core.errors import ErrorCode, ValidationError
 from ..log import SERVER
 from .service import SessionService
 
-#: What python-socketio raises on packets it cannot decode or route.
-MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+#: What python-socketio raises on packets it cannot decode or route. ``RecursionError``: a
+#: packet nested deeper than the interpreter's recursion limit (``[[[[…]]]]``, ~1,500 deep).
+MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError)
 
 
 def guard_malformed_packets(sio: socketio.AsyncServer, service: SessionService) -> None:
-    """Install the guard on ``sio`` (after ``socketio.AsyncServer`` registered its own)."""
+    """Install the guards on ``sio`` (after ``socketio.AsyncServer`` registered its own)."""
+    settings = service.settings
+    limit_frames = getattr(sio.eio, "limit_frames", None)
+    if limit_frames is not None:  # our LeanServer (a stock engine has no frame meter)
+        factor = settings.frame_rate_factor
+        limit_frames(
+            settings.rate_limit_per_s * factor,
+            round(settings.rate_limit_burst * factor),
+            settings.flood_cutoff_s,
+        )
     handle: Callable[[str, Any], Awaitable[None]] = sio._handle_eio_message
 
     async def guarded(eio_sid: str, data: Any) -> None:

@@ -7,6 +7,7 @@ event, which is what clients written for the original server listen to.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -14,15 +15,23 @@ import socketio
 
 from ..core import validation
 from ..core.errors import BandSyncError, ErrorCode, SessionExists, ValidationError
+from ..core.ratelimit import TokenBucket
 from ..core.session import ANONYMOUS_PREFIX, Notice, Session, Song, member_id
 from ..log import SERVER
-from .service import SessionService, new_session_id, parse_join
+from .service import Connection, SessionService, new_session_id, parse_join
 
 Handler = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any] | None]]
 
-#: Events that are answered but never counted against the rate limit: the clock-sync burst
-#: at join and the answers to the server's own heartbeats.
+#: Events that are answered but never counted against the rate limit: the answers to the
+#: server's own heartbeats. (The follower page's clock-sync burst at join, 16 ``clock_sync``
+#: 50 ms apart, and its periodic 2 a second fit the budget of 30/s, bursts of 60.)
 UNLIMITED = frozenset({"heartbeat_response"})
+#: Changes of membership, which cost every member of the session a notice and a snapshot:
+#: they have a budget of their own (``membership_rate_per_s``, ``membership_burst``).
+MEMBERSHIP = frozenset({"join_session", "create_session", "leave_session", "set_role"})
+#: A refusal for the rate limit is sent as an ``error`` event at most once a window (the
+#: ack, when one was asked for, always answers).
+RATE_LIMITED_WINDOW_MS = 1000.0
 
 
 class _Registry:
@@ -40,21 +49,54 @@ class _Registry:
 
         return decorator
 
+    def _membership_budget(self, connection: Connection) -> TokenBucket:
+        bucket = connection.membership_budget
+        if bucket is None:
+            settings = self.service.settings
+            bucket = connection.membership_budget = TokenBucket(
+                settings.membership_rate_per_s, settings.membership_burst, self.service.clock
+            )
+        return bucket
+
+    def _tell_limited(self, connection: Connection | None) -> bool:
+        """Whether a rate-limit refusal is to be sent as an ``error`` event now (the first
+        of its window): a flood is told once a second, not once an event."""
+        if connection is None:
+            return True
+        now = self.service.clock.now_ms()
+        if now - connection.limited_told_at < RATE_LIMITED_WINDOW_MS:
+            return False
+        connection.limited_told_at = now
+        return True
+
     async def _dispatch(self, name: str, fn: Handler, sid: str, data: Any) -> dict[str, Any]:
         service = self.service
-        service.touch(sid)
+        connection = service.touch(sid)
+        charged: TokenBucket | None = None  # the membership token this event took
         try:
             if name not in UNLIMITED and not service.allow(sid):
                 raise BandSyncError(
-                    "too many events: slow down (the connection is kept)",
+                    "too many events: slow down (refused, nothing changed)",
                     ErrorCode.RATE_LIMITED,
                 )
+            if name in MEMBERSHIP and connection is not None:
+                budget = self._membership_budget(connection)
+                if not budget.allow():
+                    raise BandSyncError(
+                        "too many joins, leaves and role changes: slow down "
+                        "(nothing changed, the connection is kept)",
+                        ErrorCode.RATE_LIMITED,
+                    )
+                charged = budget
             payload = validation.payload({} if data is None else data)
             result = await fn(sid, payload)
         except BandSyncError as exc:
+            if charged is not None:
+                charged.refund()  # refused: it changed nothing and costs the room nothing
             error = exc.to_payload(name)
             SERVER.debug("%s refused for %s: %s", name, sid, exc.message)
-            await self.sio.emit("error", error, to=sid)
+            if exc.code is not ErrorCode.RATE_LIMITED or self._tell_limited(connection):
+                await self.sio.emit("error", error, to=sid)
             return {"ok": False, "error": error}
         except Exception:
             SERVER.exception("%s failed for %s", name, sid)
@@ -118,7 +160,7 @@ def register(sio: socketio.AsyncServer, service: SessionService) -> None:
     clock = service.clock
 
     async def connect(sid: str, environ: Mapping[str, Any], auth: Any = None) -> None:
-        service.connect(sid, environ.get("HTTP_USER_AGENT"))
+        service.connect(sid, environ.get("HTTP_USER_AGENT"), environ.get("REMOTE_ADDR"))
 
     async def disconnect(sid: str, reason: Any = None) -> None:
         await service.disconnect(sid)
@@ -251,9 +293,7 @@ def register(sio: socketio.AsyncServer, service: SessionService) -> None:
 
     @on("latency_probe")
     async def latency_probe(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        timestamp = payload.get("timestamp")
-        if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
-            raise ValidationError("timestamp must be a number")
+        timestamp = validation.finite(payload.get("timestamp"), "timestamp")
         response = {"clientTimestamp": timestamp, "serverTimestamp": clock.now_ms()}
         await sio.emit("latency_response", response, to=sid)
         return response
@@ -261,16 +301,16 @@ def register(sio: socketio.AsyncServer, service: SessionService) -> None:
     @on("clock_sync")
     async def clock_sync(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         t1 = clock.now_ms()
-        t0 = payload.get("t0")
-        if isinstance(t0, bool) or not isinstance(t0, int | float):
-            raise ValidationError("t0 must be a number")
+        t0 = validation.finite(payload.get("t0"), "t0")
         response = {"t0": t0, "t1": t1, "t2": clock.now_ms()}
         await sio.emit("clock_sync", response, to=sid)
         return response
 
     @on("heartbeat")
     async def heartbeat(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        response = {"timestamp": payload.get("timestamp"), "serverTimestamp": clock.now_ms()}
+        raw = payload.get("timestamp")  # echoed: a number, or nothing (never what else came)
+        timestamp = None if raw is None else validation.finite(raw, "timestamp")
+        response = {"timestamp": timestamp, "serverTimestamp": clock.now_ms()}
         await sio.emit("heartbeat_response", response, to=sid)
         return response
 
@@ -279,7 +319,12 @@ def register(sio: socketio.AsyncServer, service: SessionService) -> None:
         """A client's answer to the server's ``heartbeat``: one RTT sample."""
         sent = payload.get("timestamp")
         connection = service.connections.get(sid)
-        if connection is None or isinstance(sent, bool) or not isinstance(sent, int | float):
+        if (
+            connection is None
+            or isinstance(sent, bool)
+            or not isinstance(sent, int | float)
+            or not math.isfinite(sent)
+        ):
             return
         rtt = clock.now_ms() - float(sent)
         if 0 <= rtt < 60_000:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -19,17 +20,25 @@ from typing import Any, Protocol, TypeVar
 from ..config import Settings
 from ..core import validation
 from ..core.clock import Clock
-from ..core.errors import BandSyncError, NotInSession, SessionNotFound, ValidationError
+from ..core.errors import (
+    BandSyncError,
+    NotInSession,
+    SessionNotFound,
+    StoreUnavailable,
+    TooManySessions,
+    ValidationError,
+)
 from ..core.health import LinkStats
 from ..core.ratelimit import TokenBucket
 from ..core.session import CONSOLE, Notice, Rules, Session
 from ..core.validation import Role
 from ..log import SERVER
-from .storage.base import SessionStore
+from .storage.base import SessionStore, StoreState
 
 T = TypeVar("T")
 
 MEMBERSHIP_SNAPSHOT_INTERVAL_S = 0.25  # room snapshots after joins/leaves are coalesced
+SWEEP_BATCH = 100  # sessions the expiry sweep looks at between two yields to the loop
 _BOUNCE = object()
 
 
@@ -68,15 +77,26 @@ def tick_room(session_id: str) -> str:
 
 @dataclass(slots=True)
 class Connection:
-    """What this node knows about one socket."""
+    """What this node knows about one socket.
+
+    ``membership`` serialises the socket's joins, leaves and its disconnect: a client that
+    sends ``join_session`` for A and B without waiting, then drops, must not stay in A as a
+    member with no socket (a ghost that fills the session).
+    """
 
     sid: str
     bucket: TokenBucket
+    address: str | None = None
+    membership: asyncio.Lock = field(default_factory=asyncio.Lock)
     user_agent: str | None = None
     session_id: str | None = None
     client_id: str | None = None
     wants_ticks: bool = True
     link: LinkStats = field(default_factory=LinkStats)
+    # The budget of joins, leaves and role changes (handlers.py; made at the first one), and
+    # when this socket was last sent an ``error RATE_LIMITED`` (at most once a second).
+    membership_budget: TokenBucket | None = None
+    limited_told_at: float = float("-inf")
 
 
 class SessionService:
@@ -104,7 +124,14 @@ class SessionService:
         self._pending_snapshots: dict[str, asyncio.TimerHandle] = {}
         # (session created_at, newest snapshot version) sent to each room
         self._room_versions: dict[str, tuple[float, int]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # A lock exists while an update of its session runs or waits (a refused join of a
+        # fresh id must leave nothing behind: finding 9 of docs/security.md).
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # The sessions each peer address created on this node (the per-address cap).
+        self._created_by: dict[str, str] = {}
+        self._created_count: dict[str, int] = {}
+        # Open sessions made while the store was unreachable (see ensure_session).
+        self._unverified: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- listeners (the console) ----------------------------------------------------------
@@ -126,12 +153,13 @@ class SessionService:
 
     # -- connections ----------------------------------------------------------------------
 
-    def connect(self, sid: str, user_agent: str | None) -> Connection:
+    def connect(self, sid: str, user_agent: str | None, address: str | None = None) -> Connection:
         connection = Connection(
             sid=sid,
             bucket=TokenBucket(
                 self.settings.rate_limit_per_s, self.settings.rate_limit_burst, self.clock
             ),
+            address=address,
             user_agent=(user_agent or "")[:200] or None,
         )
         connection.link.last_seen = self.clock.now_ms()
@@ -140,9 +168,11 @@ class SessionService:
 
     async def disconnect(self, sid: str) -> None:
         connection = self.connections.pop(sid, None)
-        if connection is None or connection.session_id is None:
+        if connection is None:
             return
-        await self._detach(connection, disconnected=True)
+        async with connection.membership:  # after any join still under way
+            if connection.session_id is not None:
+                await self._detach(connection, disconnected=True)
 
     def touch(self, sid: str) -> Connection | None:
         connection = self.connections.get(sid)
@@ -168,7 +198,8 @@ class SessionService:
     def _lock(self, session_id: str) -> asyncio.Lock:
         lock = self._locks.get(session_id)
         if lock is None:
-            lock = self._locks[session_id] = asyncio.Lock()
+            lock = asyncio.Lock()
+            self._locks[session_id] = lock
         return lock
 
     async def _update(self, session_id: str, change: Callable[[Session], T]) -> tuple[Session, T]:
@@ -262,8 +293,43 @@ class SessionService:
         await self.emitter.emit("room_stats", stats, room=session.session_id)
         self._notify("room_stats", session.session_id, stats)
 
-    async def _publish_notices(self, session_id: str, notices: list[Notice]) -> None:
+    async def _publish_notices(
+        self, session_id: str, notices: list[Notice], *, at_once: bool = False
+    ) -> None:
+        """Send notices to the room and the listeners, ``user_joined`` one window late.
+
+        A join is announced ``MEMBERSHIP_SNAPSHOT_INTERVAL_S`` after it happened (at once
+        with ``at_once``, when other changes go out with it), and a member who leaves before
+        its join was announced produces nothing for the room: a phone joining and leaving in
+        a loop would otherwise send every member two notices per loop. The pending
+        announcement is kept in ``_pending_snapshots`` (cancelled by ``close``) under
+        ``"<session id> <socket id>"``, a key no session id can be (they have no spaces).
+        """
+        loop = asyncio.get_running_loop()
         for event, payload in notices:
+            if event in ("user_joined", "user_left"):
+                member = payload.get("member", payload)
+                socket_id = member.get("socketId") if isinstance(member, Mapping) else None
+                key = f"{session_id} {socket_id}"
+                pending = self._pending_snapshots.pop(key, None)
+                if pending is not None:
+                    pending.cancel()
+                    if event == "user_left":
+                        continue  # the room never heard of this join
+                if event == "user_joined" and not at_once:
+
+                    def announce(notice: Notice = (event, payload), key: str = key) -> None:
+                        self._pending_snapshots.pop(key, None)
+                        task = loop.create_task(
+                            self._publish_notices(session_id, [notice], at_once=True)
+                        )
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+
+                    self._pending_snapshots[key] = loop.call_later(
+                        MEMBERSHIP_SNAPSHOT_INTERVAL_S, announce
+                    )
+                    continue
             await self.emitter.emit(event, payload, room=session_id)
             self._notify(event, session_id, payload)
 
@@ -282,12 +348,23 @@ class SessionService:
         *,
         protected: bool = False,
         console_hosted: bool = False,
+        address: str | None = None,
     ) -> tuple[Session, bool]:
-        """The session, created if missing. Returns it and whether it was created now."""
+        """The session, created if missing. Returns it and whether it was created now.
+
+        ``address`` is the peer that asks (``None``: the console or the server itself). A
+        peer gets a new session only within the caps. While the store is unreachable this
+        node cannot tell whether the id is a protected session it has not seen: it makes no
+        protected session then, and an open one it makes is *unverified*: members may join,
+        but nobody may take its lead until the store answers again (and the write-back has
+        kept the stored session, if there was one: ``_PUT_IF_NEWER`` in redis.py).
+        """
         existing = await self.store.get(session_id)
         if existing is not None:
             self.sessions[session_id] = existing
             return existing, False
+        if not console_hosted:
+            await self._check_new_session(session_id, address, protected=protected)
         session = Session.create(
             session_id,
             self.clock.now_ms(),
@@ -300,11 +377,66 @@ class SessionService:
         if not await self.store.create(session):
             return await self.ensure_session(session_id)
         self.sessions[session_id] = session
+        if address is not None and address not in self.settings.connection_cap_exempt:
+            self._created_by[session_id] = address
+            self._created_count[address] = self._created_count.get(address, 0) + 1
         SERVER.info(
             "session %s created (%s)", session_id, "protected" if session.protected else "open"
         )
         self._notify("session_created", session_id, {"protected": session.protected})
         return session, True
+
+    async def _check_new_session(
+        self, session_id: str, address: str | None, *, protected: bool
+    ) -> None:
+        """Refuse a new session the store cannot vouch for or the caps do not allow."""
+        if self.store.state is StoreState.REDIS_UNREACHABLE:
+            if protected:
+                raise StoreUnavailable(
+                    f"session {session_id!r} cannot be created while the session store is "
+                    "unreachable: try again in a moment"
+                )
+            self._unverified.add(session_id)
+        limit = self.settings.max_sessions_per_address
+        if (
+            limit
+            and address is not None
+            and address not in self.settings.connection_cap_exempt
+            and self._created_count.get(address, 0) >= limit
+        ):
+            raise TooManySessions(
+                f"this device has made {limit} sessions that are still open: join one of "
+                "them, or wait until they expire"
+            )
+        total = self.settings.max_sessions
+        if total and await self.store.session_count() >= total:
+            raise TooManySessions(f"this server holds {total} sessions, its limit")
+
+    def _check_claim_allowed(self, session_id: str) -> None:
+        """Nobody leads a session made while the store was unreachable until it answers."""
+        if session_id not in self._unverified:
+            return
+        if self.store.state is not StoreState.REDIS_UNREACHABLE:
+            self._unverified.clear()  # the store is back: every write-back has been merged
+            return
+        raise StoreUnavailable(
+            f"session {session_id!r} was made while the session store is unreachable: "
+            "nobody can take its lead until it answers again"
+        )
+
+    def _forget_session(self, session_id: str) -> None:
+        """A session is gone (deleted or expired): drop what this node kept for it."""
+        self._unverified.discard(session_id)
+        self.sessions.pop(session_id, None)
+        self._room_versions.pop(session_id, None)
+        self._cancel_coalesced(session_id)
+        address = self._created_by.pop(session_id, None)
+        if address is not None:
+            left = self._created_count.get(address, 1) - 1
+            if left > 0:
+                self._created_count[address] = left
+            else:
+                self._created_count.pop(address, None)
 
     async def join(
         self,
@@ -321,12 +453,49 @@ class SessionService:
         """Join (creating an open session if needed). Returns the session and, for a protected
         session created by this join, its leader key."""
         connection = self._connection(sid)
+        async with connection.membership:
+            if self.connections.get(sid) is not connection:
+                raise NotInSession("connection closed")  # dropped while the join waited
+            return await self._join(
+                connection,
+                session_id,
+                client_id=client_id,
+                display_name=display_name,
+                role=role,
+                key=key,
+                wants_ticks=wants_ticks,
+                create_protected=create_protected,
+            )
+
+    async def _join(
+        self,
+        connection: Connection,
+        session_id: str,
+        *,
+        client_id: str | None,
+        display_name: str | None,
+        role: Role | None,
+        key: str | None,
+        wants_ticks: bool,
+        create_protected: bool,
+    ) -> tuple[Session, str | None]:
+        sid = connection.sid
         switching = connection.session_id is not None and connection.session_id != session_id
-        session, created = await self.ensure_session(session_id, protected=create_protected)
+        session, created = await self.ensure_session(
+            session_id, protected=create_protected, address=connection.address
+        )
         new_key = session.leader_key if created and create_protected else None
         if created and create_protected:
             role, key = "leader", new_key
         now = self.clock.now_ms()
+        if role == "leader":
+            try:
+                self._check_claim_allowed(session_id)
+            except BandSyncError:
+                if created:
+                    await self.store.delete(session_id)
+                    self._forget_session(session_id)
+                raise
 
         def change(s: Session) -> tuple[str, str | None, list[Notice]]:
             member, replaced, notices = s.join(
@@ -347,7 +516,7 @@ class SessionService:
             if created and not create_protected:
                 # A refused first join leaves no empty ad hoc session behind.
                 await self.store.delete(session_id)
-                self.sessions.pop(session_id, None)
+                self._forget_session(session_id)
             raise
         if switching:  # only once the new session took it: a refused join changes nothing
             await self._detach(connection, disconnected=False)
@@ -362,7 +531,8 @@ class SessionService:
         await self.emitter.emit("snapshot", self.snapshot(session), to=sid)
         leadership = [n for n in notices if n[0] == "role_changed"]
         others = [n for n in notices if n[0] != "role_changed"]
-        await self._publish_notices(session_id, others)
+        # (a join that moves the lead is published at once, its user_joined first)
+        await self._publish_notices(session_id, others, at_once=bool(leadership))
         if leadership:
             await self._publish(session, leadership)
         else:
@@ -381,9 +551,10 @@ class SessionService:
 
     async def leave(self, sid: str, session_id: str) -> None:
         connection = self._connection(sid)
-        if connection.session_id != session_id:
-            raise NotInSession(f"you are not in session {session_id!r}")
-        await self._detach(connection, disconnected=False)
+        async with connection.membership:
+            if connection.session_id != session_id:
+                raise NotInSession(f"you are not in session {session_id!r}")
+            await self._detach(connection, disconnected=False)
 
     async def _detach(self, connection: Connection, *, disconnected: bool) -> None:
         session_id = connection.session_id
@@ -415,8 +586,13 @@ class SessionService:
 
     async def _after_change(self, session: Session, notices: list[Notice]) -> None:
         """Publish: leadership/transport changes at once, pure membership coalesced."""
-        if any(event not in ("user_joined", "user_left") for event, _ in notices):
-            await self._publish(session, notices)
+        membership = [n for n in notices if n[0] in ("user_joined", "user_left")]
+        if len(membership) < len(notices):
+            # membership first, as the core ordered it (user_left before the pause and
+            # role_changed a leader's leaving causes); a user_left of an unannounced join
+            # is dropped there too
+            await self._publish_notices(session.session_id, membership, at_once=True)
+            await self._publish(session, [n for n in notices if n not in membership])
         else:
             await self._publish_notices(session.session_id, notices)
             self._publish_membership_later(session.session_id)
@@ -455,6 +631,8 @@ class SessionService:
         return session
 
     async def set_role(self, sid: str, session_id: str, role: Role, key: str | None) -> Session:
+        if role == "leader":
+            self._check_claim_allowed(session_id)
         return await self.command(
             sid, session_id, lambda s, actor, now: s.set_role(now, actor, role, key)
         )
@@ -502,18 +680,26 @@ class SessionService:
                 await self._publish(session, notices)
 
     async def expire_idle(self) -> list[str]:
-        """Delete sessions idle for longer than the expiry; tells anyone still listening."""
+        """Delete sessions idle for longer than the expiry; tells anyone still listening.
+
+        Its cost per run grows with the number of sessions, so it yields to the loop every
+        ``SWEEP_BATCH`` sessions (ticks and commands go on between), and reads from the store
+        only the sessions that this node's copy shows idle (or that it holds no copy of).
+        """
         now = self.clock.now_ms()
         idle_ms = self.settings.idle_expiry_s * 1000.0
         expired: list[str] = []
-        for session_id in await self.store.session_ids():
+        for done, session_id in enumerate(await self.store.session_ids(), start=1):
+            if done % SWEEP_BATCH == 0:
+                await asyncio.sleep(0)
+            cached = self.sessions.get(session_id)
+            if cached is not None and not cached.is_idle(now, idle_ms):
+                continue
             session = await self.store.get(session_id)
             if session is None or not session.is_idle(now, idle_ms):
                 continue
             await self.store.delete(session_id)
-            self.sessions.pop(session_id, None)
-            self._locks.pop(session_id, None)
-            self._room_versions.pop(session_id, None)
+            self._forget_session(session_id)
             expired.append(session_id)
             payload = {"sessionId": session_id, "reason": "idle"}
             await self.emitter.emit("session_expired", payload, room=session_id)
@@ -564,9 +750,11 @@ def parse_join(data: Mapping[str, Any]) -> dict[str, Any]:
     if capabilities is not None and not isinstance(capabilities, list):
         raise ValidationError("capabilities must be a list of strings")
     timeline_capable = capabilities is not None and "timeline" in capabilities
+    display_name = data.get("displayName")
+    validation.display_name(display_name, "")  # refused before any session is made for it
     return {
         "client_id": validation.client_id(data.get("clientId")),
-        "display_name": data.get("displayName"),
+        "display_name": display_name,
         "role": validation.optional_role(data.get("role")),
         "key": validation.leader_key(data.get("leaderKey")),
         "wants_ticks": not timeline_capable,

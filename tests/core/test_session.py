@@ -96,10 +96,10 @@ def test_protected_session_needs_the_key_or_a_hand_over():
     assert "c" not in s.members  # a refused join changes nothing
     s.set_role(T0 + 3, "a", "leader", key)
     assert s.leader_id == "a"
-    s.hand_over(T0 + 4, "a", "b")
+    s.hand_over(T0 + 4, "a", member_id("b"))
     assert s.leader_id == "b"
     with pytest.raises(NotLeader):
-        s.hand_over(T0 + 5, "a", "a")
+        s.hand_over(T0 + 5, "a", member_id("a"))
 
 
 def test_console_hosted_session_is_led_by_the_console():
@@ -107,7 +107,7 @@ def test_console_hosted_session_is_led_by_the_console():
     assert s.protected and s.leader_id == CONSOLE
     join(s, "a")
     s.set_tempo(T0, CONSOLE, 90, "now", RULES)
-    s.hand_over(T0 + 1, CONSOLE, "a")
+    s.hand_over(T0 + 1, CONSOLE, member_id("a"))
     assert s.leader_id == "a"
     s.hand_over(T0 + 2, CONSOLE, CONSOLE)
     assert s.leader_id == CONSOLE
@@ -164,7 +164,7 @@ def test_members_may_claim_an_open_session_during_the_vacancy():
 def test_protected_vacancy_returns_to_the_console_or_waits_for_the_key():
     hosted = Session.create("band", T0, console_hosted=True)
     join(hosted, "a")
-    hosted.hand_over(T0, CONSOLE, "a")
+    hosted.hand_over(T0, CONSOLE, member_id("a"))
     hosted.leave(T0 + 1, "a", disconnected=True)
     hosted.housekeeping(T0 + 10_001, RULES)
     assert hosted.leader_id == CONSOLE
@@ -248,8 +248,8 @@ def test_leader_only_commands_refused_for_followers_and_strangers():
         lambda: s.set_meter(T0, "b", 3, 4, "bar", RULES),
         lambda: s.set_count_in(T0, "b", 1),
         lambda: s.set_song(T0, "b", Song("x"), None, None, None, RULES),
-        lambda: s.remove(T0, "b", "a"),
-        lambda: s.hand_over(T0, "b", "b"),
+        lambda: s.remove(T0, "b", member_id("a")),
+        lambda: s.hand_over(T0, "b", member_id("b")),
     ):
         with pytest.raises(NotLeader):
             call()
@@ -311,7 +311,7 @@ def test_remove_member():
     s = open_session()
     join(s, "a", role="leader")
     join(s, "b")
-    member, notices = s.remove(T0, "a", "b")
+    member, notices = s.remove(T0, "a", member_id("b"))
     assert [n[0] for n in notices] == ["user_left"]
     assert member.client_id == "b"
     assert "b" not in s.members and "b" not in s.away

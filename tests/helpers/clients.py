@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import socketio
 
 EVENTS = (
@@ -40,9 +41,15 @@ class Recorder:
     """A connected ``socketio.AsyncClient`` that keeps every event it receives, with the
     local monotonic arrival time, and can wait for the next one of a kind."""
 
-    def __init__(self, url: str, name: str = "client", **client_options: Any) -> None:
+    def __init__(
+        self, url: str, name: str = "client", *, source: str | None = None, **client_options: Any
+    ) -> None:
+        """``source``: the local address to connect from ("another phone": 127.0.0.2 and up
+        reach a server on 127.0.0.1 from an address of their own)."""
         self.url = url
         self.name = name
+        self.source = source
+        self._http: aiohttp.ClientSession | None = None
         self.sio = socketio.AsyncClient(**client_options)
         self.events: dict[str, list[tuple[float, Any]]] = defaultdict(list)
         self._waiters: dict[str, list[asyncio.Future[Any]]] = defaultdict(list)
@@ -61,6 +68,11 @@ class Recorder:
 
     async def connect(self, **kwargs: Any) -> Recorder:
         kwargs.setdefault("transports", ["websocket"])
+        if self.source is not None and self._http is None:
+            connector = aiohttp.TCPConnector(local_addr=(self.source, 0))
+            self._http = aiohttp.ClientSession(connector=connector)
+            self.sio.eio.http = self._http
+            self.sio.eio.external_http = True
         await self.sio.connect(self.url, **kwargs)
         return self
 
@@ -97,3 +109,21 @@ class Recorder:
     async def close(self) -> None:
         if self.sio.connected:
             await self.sio.disconnect()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+
+async def expect_ok(client: Recorder, event: str, payload: Any) -> dict[str, Any]:
+    """Send ``event`` with an ack; it must be accepted. Returns the ack."""
+    ack: dict[str, Any] = await client.call(event, payload)
+    assert ack["ok"] is True, (event, ack)
+    return ack
+
+
+async def expect_refused(client: Recorder, event: str, payload: Any, code: str) -> dict[str, Any]:
+    """Send ``event`` with an ack; it must be refused with ``code``. Returns the ack."""
+    ack: dict[str, Any] = await client.call(event, payload)
+    assert ack["ok"] is False, (event, ack)
+    assert ack["error"]["code"] == code, (event, ack)
+    return ack

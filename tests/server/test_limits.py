@@ -48,41 +48,50 @@ def tick_gaps(follower, since):
     return [b - a for a, b in itertools.pairwise(times)]
 
 
+@pytest.mark.expect_log(r"closed a connection from 127\.0\.0\.1: it kept sending over its budget")
 async def test_a_flood_is_rate_limited_and_other_sessions_keep_ticking(server, make_client):
     _, bystander = await playing_band(make_client, "bystanders")
     flooder = await make_client("flooder")
     await ok(flooder, "join_session", {"sessionId": "flood", "role": "leader"})
     before = await stored(server, "bystanders")
+    version_before = (await server.service.store.get("flood")).version
     loop = asyncio.get_running_loop()
     started = loop.time()
     monotonic_started = time.monotonic()
     sent = 0
-    while loop.time() - started < 1.5:  # ~1,000 events/s for 1.5 s, far above 30/s
+    while loop.time() - started < 1.5 and flooder.sio.connected:  # ~1,000 events/s
         for _ in range(20):
             await flooder.emit("set_tempo", {"sessionId": "flood", "tempo": 100 + sent % 50})
             sent += 1
         await asyncio.sleep(0.02)
-    # wait until the server has answered the whole flood (the error count stops growing)
-    count = -1
-    while count != len(flooder.payloads("error")):
-        count = len(flooder.payloads("error"))
-        await asyncio.sleep(0.3)
+    await asyncio.sleep(0.5)  # let the server finish what it took in
     elapsed = loop.time() - started
+    assert sent > 100
+    # what got through: the burst plus the rate over the time, never the flood
+    accepted = (await server.service.store.get("flood")).version - version_before
+    assert 0 < accepted <= 60 + 30 * elapsed, accepted
+    # told, but once a second at most (finding 4: a refusal per event cost as much as serving)
     limited = [e for e in flooder.payloads("error") if e["code"] == ErrorCode.RATE_LIMITED]
-    assert sent > 500
-    assert len(limited) > sent / 2  # most were refused ...
-    accepted = sent - len(flooder.payloads("error"))
-    assert 0 < accepted <= 60 + 30 * elapsed  # ... what got through: burst + rate x time
+    # (once a window by each guard: the frame meter in front, the event limit behind it)
+    assert 1 <= len(limited) <= 2 * (1 + elapsed), len(limited)
     assert limited[0]["message"] and limited[0]["event"] == "set_tempo"
-    # the connection is kept, and once the bucket refills the flooder is served again
-    assert flooder.sio.connected
-    await asyncio.sleep(0.5)
-    await ok(flooder, "set_tempo", {"sessionId": "flood", "tempo": 140})
+    # a connection that keeps flooding is cut off; the same phone may come back (loopback is
+    # exempt from the cool-down) and is served
+    await asyncio.wait_for(_disconnected(flooder), 5)
+    again = await make_client("flooder again")
+    await ok(again, "join_session", {"sessionId": "flood", "role": "leader"})
+    await ok(again, "set_tempo", {"sessionId": "flood", "tempo": 140})
     # the other session: untouched, and its ticks kept coming all along
     assert await stored(server, "bystanders") == before
+    await asyncio.sleep(max(0.0, 1.5 - (time.monotonic() - monotonic_started)))
     gaps = tick_gaps(bystander, monotonic_started)
     assert len(gaps) >= 10
     assert max(gaps) < 0.5, max(gaps)
+
+
+async def _disconnected(client) -> None:
+    while client.sio.connected:  # noqa: ASYNC110 (python-socketio's client has no such event)
+        await asyncio.sleep(0.05)
 
 
 async def test_unlimited_events_are_not_counted(server, make_client):

@@ -60,3 +60,6 @@ class MemoryStore:
 
     async def session_ids(self) -> list[str]:
         return list(self._sessions)
+
+    async def session_count(self) -> int:
+        return len(self._sessions)

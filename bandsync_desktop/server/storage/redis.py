@@ -56,9 +56,18 @@ return 'ok'
 
 # Same arguments but no expected version: store only if the stored version is older (or the
 # key is missing). Used to write back what a node accepted while Redis was unreachable.
+# Versions only compare within one incarnation of a session id (same createdAt). Another
+# incarnation (made by a node that could not see this one) never replaces a protected
+# session: its key and protection are never lost to a merge, whatever the versions say.
 _PUT_IF_NEWER: Final = """
 local current = redis.call('HGET', KEYS[1], 'v')
-if current and tonumber(current) >= tonumber(ARGV[2]) then return current end
+if current then
+  local stored = cjson.decode(redis.call('HGET', KEYS[1], 'd'))
+  local ours = cjson.decode(ARGV[3])
+  if stored['createdAt'] ~= ours['createdAt'] and stored['protected'] then return current end
+  if stored['createdAt'] ~= ours['createdAt'] and ours['protected'] then current = '0' end
+  if tonumber(current) >= tonumber(ARGV[2]) then return current end
+end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[5])
@@ -213,6 +222,11 @@ class RedisStore:
             await self.client.srem(self.index_key, *gone)
             STORAGE.debug("pruned %d expired session ids from the index", len(gone))
         return [sid for sid, alive in zip(ids, exists, strict=True) if alive]
+
+    async def session_count(self) -> int:
+        """The size of the index (one ``SCARD``). Ids whose key expired count until the next
+        ``session_ids`` (the expiry sweep) prunes them."""
+        return int(await self.client.scard(self.index_key))
 
     async def touch(self, session_ids: Iterable[str]) -> None:
         """Refresh the TTL of sessions that are in use though nothing changed (a quiet band)."""

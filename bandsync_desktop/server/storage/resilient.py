@@ -46,6 +46,9 @@ BACKOFF_S: Final = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 ChangeListener = Callable[[Session], None]
 
+#: How many members a session may reach by taking in the members of another incarnation.
+MAX_ABSORBED_MEMBERS: Final = 64
+
 
 class ResilientStore:
     """A :class:`RedisStore` that keeps serving from memory through a Redis outage.
@@ -247,6 +250,14 @@ class ResilientStore:
                 return sorted(ids)
         return sorted(self._cache)
 
+    async def session_count(self) -> int:
+        if not self._down:
+            try:
+                return await self.redis.session_count()
+            except UNREACHABLE as exc:
+                self._went_down(exc)
+        return len(self._cache)
+
     async def touch(self, session_ids: Iterable[str]) -> None:
         """Refresh the TTL of sessions in use (no-op during an outage)."""
         if self._down:
@@ -306,6 +317,9 @@ class ResilientStore:
                 self.written_back += 1
             else:
                 kept += 1
+                if await self._adopt_other_incarnation(session):
+                    self._dirty.discard(session_id)
+                    continue
                 stored = await self.redis.version_of(session_id)
                 if stored is not None and stored > session.version:
                     STORAGE.warning(
@@ -324,6 +338,32 @@ class ResilientStore:
                 written += 1
         return written, kept
 
+    async def _adopt_other_incarnation(self, ours: Session) -> bool:
+        """Redis refused ``ours`` because it holds another session under the same id (one
+        this node could not see when it made its own, e.g. a protected session while this
+        node knew none during an outage). Redis's is the session: this node drops its copy
+        (its members join the stored one as followers), serves the stored one from now on and
+        says so."""
+        stored = await self.redis.get(ours.session_id)
+        if stored is None or stored.created_at == ours.created_at:
+            return False
+        if ours.members:
+            stored, _ = await self.redis.update(
+                ours.session_id, lambda s: s.absorb_members(ours, MAX_ABSORBED_MEMBERS)
+            )
+        STORAGE.warning(
+            "session %s: Redis holds another session under this id (%s, version %d); this "
+            "node's %s copy from the outage (version %d) is dropped",
+            ours.session_id,
+            "protected" if stored.protected else "open",
+            stored.version,
+            "protected" if ours.protected else "open",
+            ours.version,
+        )
+        self._cache[ours.session_id] = stored
+        self._tell(stored)
+        return True
+
     async def _refresh_cached(self) -> None:
         """After a reconnect: pick up what other nodes changed in sessions this node holds."""
         for session_id, cached in list(self._cache.items()):
@@ -333,7 +373,9 @@ class ResilientStore:
                 fresh = await self.redis.get(session_id)
             except UNREACHABLE:
                 return
-            if fresh is not None and fresh.version > cached.version:
+            if fresh is not None and (
+                fresh.version > cached.version or fresh.created_at != cached.created_at
+            ):
                 self._cache[session_id] = fresh
                 self._tell(fresh)
 
