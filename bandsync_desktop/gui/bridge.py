@@ -29,6 +29,7 @@ from ..core.clock import Clock
 from ..core.errors import BandSyncError
 from ..core.health import classify
 from ..core.session import CONSOLE, CONSOLE_NAME, Session
+from ..core.timeline import Boundary
 from ..log import GUI
 from ..server.app import LAG, ServerRunner, create_app
 from ..server.console import ConsoleFacade, SongSpec
@@ -357,9 +358,10 @@ class Bridge(QObject):
 
     # -- commands (slots for widgets) ------------------------------------------------------
 
-    def set_tempo(self, bpm: float) -> asyncio.Task[Any] | None:
+    def set_tempo(self, bpm: float, boundary: Boundary = "beat") -> asyncio.Task[Any] | None:
+        """Change the band's tempo, taking effect at ``boundary`` while playing."""
         self._requested_tempo = bpm
-        task = self._submit("set tempo", lambda c: c.set_tempo(bpm))
+        task = self._submit("set tempo", lambda c: c.set_tempo(bpm, boundary))
         self._tempo_task = task
         return task
 
@@ -400,6 +402,10 @@ class Bridge(QObject):
 
     def set_count_in(self, bars: int) -> asyncio.Task[Any] | None:
         return self._submit("set count-in", lambda c: c.set_count_in(bars))
+
+    def set_message(self, text: str) -> asyncio.Task[Any] | None:
+        """Show ``text`` on every phone (the stage message); an empty text clears it."""
+        return self._submit("send the message", lambda c: c.set_message(text))
 
     def set_song(self, spec: SongSpec | None) -> asyncio.Task[Any] | None:
         return self._submit("choose song", lambda c: c.set_song(spec))
@@ -505,7 +511,7 @@ def _describe(event: str, payload: Mapping[str, Any]) -> str | None:
         return f"Leader is now {name} ({reason})"
     if event == "play":
         bars = payload.get("countInBars") or 0
-        return f"Play{f' after {bars} bar count-in' if bars else ''}"
+        return f"Play{f' after a {bars}-bar count-in' if bars else ''}"
     if event == "pause":
         return f"Pause at {format_position(float(payload.get('positionMs', 0.0)))}"
     if event == "seek":

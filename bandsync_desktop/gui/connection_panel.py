@@ -7,33 +7,44 @@ import io
 
 import segno
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
-    QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from .bridge import ServerStatus
+from .plaintext import plain_label, set_plain_tooltip
+from .sizing import QrView, SteadyLabel
 
-QR_SIZE = 220
+QR_SIZE = 220  # the code's size where there is room
+QR_MIN = 132  # a laptop's: four pixels per module of a LAN URL's 29-module code + border
+
+
+def _qr_png(text: str, scale: int) -> bytes:
+    buffer = io.BytesIO()
+    qr = segno.make(text, error="m")
+    qr.save(buffer, kind="png", scale=scale, border=2, dark="#000000", light="#ffffff")
+    return buffer.getvalue()
 
 
 def qr_pixmap(text: str, size: int = QR_SIZE) -> QPixmap:
     """A QR code of ``text`` as a pixmap (segno writes PNG bytes; no Pillow needed)."""
-    buffer = io.BytesIO()
-    qr = segno.make(text, error="m")
-    modules = qr.symbol_size(scale=1, border=2)[0]
-    qr.save(
-        buffer, kind="png", scale=max(1, size // modules), border=2, dark="#000000", light="#ffffff"
-    )
+    modules = int(segno.make(text, error="m").symbol_size(scale=1, border=2)[0])
     pixmap = QPixmap()
-    pixmap.loadFromData(buffer.getvalue(), "PNG")
+    pixmap.loadFromData(_qr_png(text, max(1, size // modules)), "PNG")
     return pixmap
+
+
+def qr_image(text: str) -> QImage:
+    """A QR code of ``text`` at one pixel per module, for ``QrView`` to scale."""
+    image = QImage()
+    image.loadFromData(_qr_png(text, 1), "PNG")
+    return image
 
 
 class ConnectionPanel(QGroupBox):
@@ -50,45 +61,53 @@ class ConnectionPanel(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("JOIN", parent)
         self._qr_for: str | None = None
-        self.qr_label = QLabel()
-        self.qr_label.setFixedSize(QR_SIZE, QR_SIZE)
-        self.qr_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.qr_label.setToolTip("Scan with a phone's camera")
-        self.url_label = QLabel("server stopped")
+        self.qr_view = QrView(QR_MIN, QR_SIZE)
+        self.qr_view.setToolTip("Scan with a phone's camera")
+        # The URL is the one line a band types: big, and wrapped anywhere if it must.
+        self.url_label = plain_label("server stopped", outside=True)
         self.url_label.setObjectName("url")
-        self.url_label.setWordWrap(True)
         self.url_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.key_label = QLabel("—")
+        self.key_label = SteadyLabel("—", ["M" * 16])  # the key's length, in a monospace font
         self.key_label.setObjectName("key")
         self.key_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.key_label.setToolTip("A phone that presents this key may take the lead")
-        self.state_label = QLabel("stopped")
-        self.store_label = QLabel("—")
-        self.followers_label = QLabel("0")
-        self.leader_label = QLabel("—")
-        self.lag_label = QLabel("—")
+        # Texts that change (a state, a Redis outage, a leader's name) wrap in the room they
+        # have instead of widening the column.
+        self.state_label = plain_label("stopped", outside=True)
+        self.store_label = plain_label("—", outside=True)
+        self.followers_label = plain_label("0", outside=True)
+        self.leader_label = plain_label("—", outside=True)
+        self.lag_label = plain_label("—", outside=True)
         self.lag_label.setToolTip("How late the console's event loop runs (p50 / p99)")
         self.start_button = QPushButton("Start server")
         self.start_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.start_button.clicked.connect(self._on_start_clicked)
 
-        facts = QFormLayout()
-        facts.addRow("Leader key", self.key_label)
-        facts.addRow("Leader", self.leader_label)
-        facts.addRow("Server", self.state_label)
-        facts.addRow("Sessions in", self.store_label)
-        facts.addRow("Followers", self.followers_label)
-        facts.addRow("Loop lag", self.lag_label)
+        # A grid, not a QFormLayout: the form lays out wrapped values shorter than the
+        # height it asks for (a long leader name lost its last line).
+        facts = QGridLayout()
+        facts.setColumnStretch(1, 1)
+        rows = (
+            ("Leader key", self.key_label),
+            ("Leader", self.leader_label),  # a member's display name: plain text
+            ("Server", self.state_label),
+            ("Sessions in", self.store_label),
+            ("Followers", self.followers_label),
+            ("Loop lag", self.lag_label),
+        )
+        for number, (title, field) in enumerate(rows):
+            facts.addWidget(plain_label(title), number, 0, Qt.AlignmentFlag.AlignTop)
+            facts.addWidget(field, number, 1)
         right = QVBoxLayout()
         right.addLayout(facts)
         right.addStretch(1)
         right.addWidget(self.start_button)
         row = QHBoxLayout()
-        row.addWidget(self.qr_label)
-        row.addLayout(right, 1)
+        row.addWidget(self.qr_view, 2)
+        row.addLayout(right, 3)
         layout = QVBoxLayout(self)
         layout.addWidget(self.url_label)
-        layout.addLayout(row)
+        layout.addLayout(row, 1)
 
     def show_status(self, status: ServerStatus) -> None:
         self.state_label.setText(status.state)
@@ -100,7 +119,7 @@ class ConnectionPanel(QGroupBox):
             self.followers_label.setText("0")
             self.leader_label.setText("—")
             self.lag_label.setText("—")
-            self.qr_label.clear()
+            self.qr_view.set_image(None)
             self._qr_for = None
             return
         self.url_label.setText("\n".join(status.urls))
@@ -115,8 +134,8 @@ class ConnectionPanel(QGroupBox):
         first = status.urls[0] if status.urls else None
         if first != self._qr_for:
             self._qr_for = first
-            if first:
-                self.qr_label.setPixmap(qr_pixmap(first))
+            self.qr_view.set_image(qr_image(first) if first else None)
+            set_plain_tooltip(self.qr_view, f"Scan with a phone's camera: {first or '—'}")
 
     def _on_start_clicked(self) -> None:
         if self.start_button.text().startswith("Stop"):

@@ -1,4 +1,8 @@
-"""Dialogs: the one function for fatal errors, the port-in-use offer, About, Settings."""
+"""Dialogs: the one function for fatal errors, the port-in-use offer, About, Settings.
+
+Their text is shown as plain text (``plaintext.message_box``): an error message can carry
+what a phone sent. About alone is rich text, and it is all ours.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QMessageBox,
     QSpinBox,
@@ -23,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from .. import __version__
 from ..log import GUI
+from .plaintext import message_box, plain_label, plain_row
 
 ICON_RESOURCE = "icon.svg"
 
@@ -51,7 +55,14 @@ def show_fatal_error(
     """
     GUI.error("%s: %s", title, message)
     if interactive:
-        QMessageBox.critical(parent, title, message)
+        box = fatal_error_box(parent, title, message)
+        box.exec()
+        box.deleteLater()
+
+
+def fatal_error_box(parent: QWidget | None, title: str, message: str) -> QMessageBox:
+    """The dialog ``show_fatal_error`` shows (not yet shown): its text as plain text."""
+    return message_box(parent, QMessageBox.Icon.Critical, title, message)
 
 
 def offer_port(parent: QWidget | None, port: int, suggestion: int | None) -> bool:
@@ -64,15 +75,23 @@ def offer_port(parent: QWidget | None, port: int, suggestion: int | None) -> boo
             "was found near it. Close the other program or pick another port.",
         )
         return False
-    answer = QMessageBox.question(
+    box = port_question_box(parent, port, suggestion)
+    answer = box.exec()
+    box.deleteLater()
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def port_question_box(parent: QWidget | None, port: int, suggestion: int) -> QMessageBox:
+    """The question ``offer_port`` asks (not yet shown)."""
+    return message_box(
         parent,
+        QMessageBox.Icon.Question,
         "Port in use",
         f"Port {port} is already in use (another BandSync, or another program).\n\n"
         f"Start on port {suggestion} instead? Phones then use the new address.",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
         QMessageBox.StandardButton.Yes,
     )
-    return answer == QMessageBox.StandardButton.Yes
 
 
 def about_text() -> str:
@@ -87,12 +106,14 @@ def about_text() -> str:
 def show_about(parent: QWidget | None) -> None:
     box = QMessageBox(parent)
     box.setWindowTitle("About BandSync Desktop")
+    # Rich text on purpose: about_text() is our own markup, with nothing from outside in it.
     box.setTextFormat(Qt.TextFormat.RichText)
     box.setText(about_text())
     icon = app_icon()
     if icon is not None:
         box.setIconPixmap(icon.pixmap(96, 96))
     box.exec()
+    box.deleteLater()
 
 
 class SettingsDialog(QDialog):
@@ -119,15 +140,15 @@ class SettingsDialog(QDialog):
         self.unit.setCurrentIndex(max(0, self.unit.findData(values.get("default_beat_unit", 4))))
         meter = QHBoxLayout()
         meter.addWidget(self.beats)
-        meter.addWidget(QLabel("/"))
+        meter.addWidget(plain_label("/"))
         meter.addWidget(self.unit)
         form = QFormLayout()
-        form.addRow("Host (0.0.0.0 = every interface)", self.host)
-        form.addRow("Port", self.port)
-        form.addRow("Redis URL", self.redis_url)
-        form.addRow("Default tempo", self.tempo)
-        form.addRow("Default meter", meter)
-        note = QLabel("Changes apply when the server next starts (Stop, then Start).")
+        plain_row(form, "Host (0.0.0.0 = every interface)", self.host)
+        plain_row(form, "Port", self.port)
+        plain_row(form, "Redis URL", self.redis_url)
+        plain_row(form, "Default tempo", self.tempo)
+        plain_row(form, "Default meter", meter)
+        note = plain_label("Changes apply when the server next starts (Stop, then Start).")
         note.setObjectName("muted")
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel

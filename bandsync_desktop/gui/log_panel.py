@@ -24,6 +24,8 @@ class LogPanel(QGroupBox):
         layout.addWidget(self.lines)
 
     def add(self, level: str, text: str) -> None:
+        """Add a line. ``text`` may hold names and titles a phone chose: a list item draws
+        its text plain, so it is shown as sent (never give the item a tooltip unescaped)."""
         item = QListWidgetItem(f"{time.strftime('%H:%M:%S')}  {text}")
         item.setForeground(QColor(LEVEL_COLOURS.get(level, theme.TEXT)))
         self.lines.insertItem(0, item)

@@ -8,29 +8,107 @@ import dataclasses
 from collections.abc import Coroutine
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtCore import QByteArray, QEvent, QKeyCombination, QObject, QRect, QSize, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence, QResizeEvent, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QGroupBox,
+    QLineEdit,
+    QMainWindow,
+    QPlainTextEdit,
+    QSizePolicy,
+    QSplitter,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
 from shiboken6 import isValid
 
 from ..core.clock import Clock, MonotonicClock
-from ..core.session import Session
+from ..core.session import CONSOLE, Session
 from ..log import GUI
 from .bridge import Bridge, MemberRow, PortInUse, ServerStatus, StartupError
 from .connection_panel import ConnectionPanel
 from .dialogs import SettingsDialog, app_icon, offer_port, show_about, show_fatal_error
 from .log_panel import LogPanel
 from .members_panel import MembersPanel
+from .message_panel import MessagePanel
 from .setlist import SetLibrary
 from .setlist_panel import DEFAULT_SET, SetListPanel
 from .transport_panel import TempoPanel, TransportPanel
 from .user_settings import SERVER_KEYS, UserSettings
 
+DEFAULT_SIZE = QSize(1600, 980)  # where the screen has room
+COLUMN_STRETCH = (3, 7, 4)  # tempo and transport, members and log, join and set list
+PANEL_MARGIN_PX = 6  # inside each panel (Qt's 9 px cost a laptop's columns 36 px)
+# The keys of the show. Typing keys (Space, letters) still type in a text field; every
+# other one works whatever has the keyboard.
+TYPING_KEYS = frozenset({Qt.Key.Key_Space, Qt.Key.Key_T})
+PORTABLE = QKeySequence.SequenceFormat.PortableText
+
+
+def initial_size(available: QRect, minimum: QSize) -> QSize:
+    """The window's first size: the default where the screen has room, else the screen's
+    available area (never below what the layout needs)."""
+    width = min(DEFAULT_SIZE.width(), available.width())
+    height = min(DEFAULT_SIZE.height(), available.height())
+    return QSize(max(width, minimum.width()), max(height, minimum.height()))
+
+
+def _types_text(widget: QWidget) -> bool:
+    """A field where Space and letters are text: a line edit (not a spin box's) or an
+    editable text box."""
+    if isinstance(widget, QLineEdit):
+        return not isinstance(widget.parent(), QAbstractSpinBox)
+    if isinstance(widget, (QPlainTextEdit, QTextEdit)):
+        return not widget.isReadOnly()
+    return False
+
+
+class ShowKeys(QObject):
+    """Gives the show's shortcuts to the window whatever widget has the keyboard.
+
+    Install it on every widget of the window that can take the keyboard.
+
+    A focused widget claims the keys it uses (a spin box: Up/Down and Space; a list: the
+    arrows; a line edit: every printable key) by accepting Qt's ``ShortcutOverride``, and
+    then the window's shortcut never fires. For the show's keys this filter answers the
+    override first and leaves it unaccepted, so the shortcut wins; in a text field the
+    typing keys are left alone (Space in the message box types a space).
+
+    Args:
+        window: the window whose shortcuts these are (dialogs are left alone).
+        keys: the shortcuts' key sequences.
+    """
+
+    def __init__(self, window: QWidget, keys: list[QKeySequence]) -> None:
+        super().__init__(window)
+        self._window = window
+        self._keys = {key.toString(PORTABLE) for key in keys}
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() != QEvent.Type.ShortcutOverride or not isinstance(event, QKeyEvent):
+            return False
+        if not isinstance(watched, QWidget) or watched.window() is not self._window:
+            return False
+        # The keypad flag (arrow keys on some keyboards) is not part of a shortcut.
+        modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        pressed = QKeySequence(QKeyCombination(modifiers, Qt.Key(event.key())))
+        if pressed.toString(PORTABLE) not in self._keys:
+            return False
+        if _types_text(watched) and event.key() in TYPING_KEYS:
+            return False  # typed into the field
+        event.ignore()  # not claimed by the widget: the window's shortcut takes the key
+        return True
+
 
 class MainWindow(QMainWindow):
-    """Tempo and transport on the left, members and log in the middle, join and set list
-    on the right. Keyboard: Space play/pause, Up/Down tempo (Shift: 5), T tap, Esc stop,
-    PgUp/PgDn previous/next song.
+    """Tempo and transport on the left, members, stage message and log in the middle, join
+    and set list on the right, in a splitter that fits a 1366x768 laptop.
+
+    Keyboard, whatever has the keyboard: Space play/pause, Up/Down tempo (Shift: 5), T tap,
+    Esc stop, PgUp/PgDn previous/next song; in the message box Space and T type. Enter in
+    the tempo box sends the tempo and gives the keyboard back to the window.
 
     Args:
         bridge: the seam to the server.
@@ -66,24 +144,44 @@ class MainWindow(QMainWindow):
         self.log_panel = LogPanel()
         self.connection_panel = ConnectionPanel()
         self.setlist_panel = SetListPanel(bridge, library)
+        self.message_panel = MessagePanel(bridge)
 
-        left = QVBoxLayout()
-        left.addWidget(self.tempo_panel)
-        left.addWidget(self.transport_panel)
-        left.addStretch(1)
-        middle = QVBoxLayout()
-        middle.addWidget(self.members_panel, 3)
-        middle.addWidget(self.log_panel, 2)
-        right = QVBoxLayout()
-        right.addWidget(self.connection_panel)
-        right.addWidget(self.setlist_panel, 1)
+        # Three columns in a splitter: each keeps the width it is given whatever its labels
+        # say, and the leader can give one more room.
+        self.columns = QSplitter(Qt.Orientation.Horizontal)
+        self.columns.setChildrenCollapsible(False)
+        self.columns.setHandleWidth(6)
+        self._columns_moved = False  # the leader dragged a handle: keep their widths
+        self.columns.splitterMoved.connect(self._on_columns_moved)
+        for column, panels in enumerate(
+            (
+                ((self.tempo_panel, 0), (self.transport_panel, 0)),
+                ((self.members_panel, 3), (self.message_panel, 0), (self.log_panel, 2)),
+                ((self.connection_panel, 0), (self.setlist_panel, 1)),
+            )
+        ):
+            holder = QWidget()
+            # Every column may grow, so a bigger screen's room is shared by COLUMN_STRETCH.
+            holder.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+            stack = QVBoxLayout(holder)
+            stack.setContentsMargins(0, 0, 0, 0)
+            for panel, stretch in panels:
+                stack.addWidget(panel, stretch)
+            if column == 0:
+                stack.addStretch(1)
+            self.columns.addWidget(holder)
+            self.columns.setStretchFactor(column, COLUMN_STRETCH[column])
+        for box in self.columns.findChildren(QGroupBox):
+            layout = box.layout()
+            if layout is not None:  # one margin for every panel: room for a laptop's columns
+                layout.setContentsMargins(*(PANEL_MARGIN_PX,) * 4)
         central = QWidget()
-        columns = QHBoxLayout(central)
-        columns.addLayout(left, 3)
-        columns.addLayout(middle, 7)
-        columns.addLayout(right, 4)
+        outer = self._outer = QVBoxLayout(central)
+        outer.setContentsMargins(6, 4, 6, 4)
+        outer.addWidget(self.columns)
         self.setCentralWidget(central)
         central.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.tempo_panel.entry_done.connect(self.take_keyboard)
 
         self._build_menus()
         self._build_shortcuts()
@@ -127,13 +225,14 @@ class MainWindow(QMainWindow):
 
     def _build_shortcuts(self) -> None:
         bridge = self.bridge
+        tempo = self.tempo_panel
         bindings = (
             (Qt.Key.Key_Space, bridge.toggle_play),
             (Qt.Key.Key_Escape, bridge.stop_transport),
-            (Qt.Key.Key_Up, lambda: bridge.nudge_tempo(+1)),
-            (Qt.Key.Key_Down, lambda: bridge.nudge_tempo(-1)),
-            (Qt.KeyboardModifier.ShiftModifier | Qt.Key.Key_Up, lambda: bridge.nudge_tempo(+5)),
-            (Qt.KeyboardModifier.ShiftModifier | Qt.Key.Key_Down, lambda: bridge.nudge_tempo(-5)),
+            (Qt.Key.Key_Up, lambda: tempo.nudge(+1)),
+            (Qt.Key.Key_Down, lambda: tempo.nudge(-1)),
+            (Qt.KeyboardModifier.ShiftModifier | Qt.Key.Key_Up, lambda: tempo.nudge(+5)),
+            (Qt.KeyboardModifier.ShiftModifier | Qt.Key.Key_Down, lambda: tempo.nudge(-5)),
             (Qt.Key.Key_T, self.tempo_panel.tap),
             (Qt.Key.Key_PageUp, lambda: self.setlist_panel.step(-1)),
             (Qt.Key.Key_PageDown, lambda: self.setlist_panel.step(+1)),
@@ -144,6 +243,19 @@ class MainWindow(QMainWindow):
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
             shortcut.activated.connect(slot)
             self.shortcuts.append(shortcut)
+        # Whatever has the keyboard: the filter watches every widget of the window that can
+        # take it (not the whole application: every paint and timer event of the process
+        # would pass through Python first).
+        self.show_keys = ShowKeys(self, [s.key() for s in self.shortcuts])
+        for widget in self.findChildren(QWidget):
+            if widget.focusPolicy() != Qt.FocusPolicy.NoFocus or widget.focusProxy():
+                widget.installEventFilter(self.show_keys)
+
+    def take_keyboard(self) -> None:
+        """Give the keyboard back to the window (after a typed tempo): the show's keys."""
+        central = self.centralWidget()
+        if central is not None:
+            central.setFocus(Qt.FocusReason.OtherFocusReason)
 
     # -- server lifetime ------------------------------------------------------------------
 
@@ -202,18 +314,26 @@ class MainWindow(QMainWindow):
         self.tempo_panel.show_session(session)
         self.transport_panel.show_session(session)
         self.setlist_panel.show_session(session)
+        self.message_panel.show_session(session)
+        self.members_panel.show_leader(
+            running=self.bridge.running, console_leads=session.leader_id == CONSOLE
+        )
 
     def _on_members_changed(self, rows: list[MemberRow]) -> None:
         self.members_panel.set_rows(rows)
 
     def _on_status_changed(self, status: ServerStatus) -> None:
         self.connection_panel.show_status(status)
+        if not status.running:
+            self.members_panel.show_leader(running=False, console_leads=False)
+            self.message_panel.show_stopped()
         title = "BandSync — leader console"
         if status.running:
             title += f" — {status.followers} following"
         self.setWindowTitle(title)
 
     def _on_command_failed(self, message: str) -> None:
+        # The status bar draws plain text: a message that quotes a name is shown as sent.
         self.statusBar().showMessage(message, 8000)
 
     # -- settings -------------------------------------------------------------------------
@@ -235,10 +355,30 @@ class MainWindow(QMainWindow):
 
     def _restore_geometry(self) -> None:
         saved = self.user_settings.get("window_geometry")
-        if isinstance(saved, str):
-            self.restoreGeometry(QByteArray(base64.b64decode(saved)))
-        else:
-            self.resize(1600, 980)
+        if isinstance(saved, str) and self.restoreGeometry(QByteArray(base64.b64decode(saved))):
+            self._fit_to_screen()
+            return
+        screen = self.screen()
+        if screen is None:
+            self.resize(DEFAULT_SIZE)
+            return
+        available = screen.availableGeometry()
+        size = initial_size(available, self.minimumSizeHint())
+        self.resize(size)
+        self.move(
+            available.x() + max(0, (available.width() - size.width()) // 2),
+            available.y() + max(0, (available.height() - size.height()) // 2),
+        )
+
+    def _fit_to_screen(self) -> None:
+        """A size saved on a bigger screen (a monitor since unplugged) shrinks to this one."""
+        screen = self.screen()
+        if screen is None or self.isMaximized() or self.isFullScreen():
+            return
+        available = screen.availableGeometry()
+        size = self.size().boundedTo(available.size()).expandedTo(self.minimumSizeHint())
+        if size != self.size():
+            self.resize(size)
 
     def _save_state(self) -> None:
         geometry = bytes(self.saveGeometry().data())
@@ -255,6 +395,31 @@ class MainWindow(QMainWindow):
     def _close_after_stop(self, _task: asyncio.Task[Any]) -> None:
         if isValid(self):  # the window may be gone already (deleted by its owner)
             self.close()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if not self._columns_moved:
+            self._share_columns()
+
+    def _share_columns(self) -> None:
+        """Room beyond the columns' minimums is shared by COLUMN_STRETCH (a splitter by
+        itself grows its columns by their current widths: the narrow one stays narrow)."""
+        splitter = self.columns
+        columns = [splitter.widget(i) for i in range(splitter.count())]
+        minimums = [column.minimumSizeHint().width() for column in columns if column is not None]
+        count = len(minimums)
+        margins = self._outer.contentsMargins()  # the central widget is the window's width
+        room = self.width() - margins.left() - margins.right()
+        room -= splitter.handleWidth() * (count - 1)
+        extra = max(0, room - sum(minimums))
+        total = sum(COLUMN_STRETCH)
+        shares = zip(minimums, COLUMN_STRETCH, strict=True)
+        sizes = [low + extra * share // total for low, share in shares]
+        sizes[-1] += max(0, room - sum(sizes))  # what integer division left over
+        splitter.setSizes(sizes)
+
+    def _on_columns_moved(self, _pos: int, _index: int) -> None:
+        self._columns_moved = True
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Closing stops the server first (phones are told), then the window closes."""

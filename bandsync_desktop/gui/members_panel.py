@@ -6,12 +6,12 @@ import re
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QPushButton,
     QTableView,
     QVBoxLayout,
@@ -21,18 +21,35 @@ from PySide6.QtWidgets import (
 from ..core.health import THRESHOLDS_TEXT
 from . import theme
 from .bridge import Bridge, MemberRow
+from .plaintext import plain_label, plain_tooltip
 
-COLUMNS = ("Health", "Name", "Role", "Device", "RTT", "± Clock", "Seen")
-COLUMN_WIDTHS = (72, 130, 74, 146, 62, 72, 62)
+COLUMNS = ("Health", "Name", "Role", "Device", "Link", "Seen")
+NAME_COLUMN = 1
+# The widest text each column shows (the header's own counts too): a column is that wide and
+# never changes, whatever the rows say. The name takes the rest (at least NAME_SAMPLE); a
+# longer name or device is elided (its tooltip has it whole).
+WIDEST = (
+    ("● good", "● fair", "● poor", "● —"),
+    (),
+    ("★ leader", "follower"),
+    ("Android · Chrome", "iPhone · Safari"),
+    ("999 ms ±99", "9.9 ms ±0.9"),
+    ("now", "59 s", "59 min", "99 h"),
+)
+NAME_SAMPLE = "Ana (drums)"
+CELL_PADDING_PX = 14  # the header's padding (theme: 6 px each side) and the grid line
 HEALTH_TIP = "Link health\n" + THRESHOLDS_TEXT
 HEADER_TIPS = {
     0: HEALTH_TIP,
     3: "The member's device and browser (from its user agent)",
-    4: "Round-trip time to the server: median of the recent samples",
-    5: "Uncertainty of the member's clock offset (from its clock-sync exchanges)",
-    6: "When the server last heard from the member",
+    4: (
+        "Round-trip time to the server (median of the recent samples) ± the uncertainty"
+        " of the member's clock offset (from its clock-sync exchanges)"
+    ),
+    5: "How long ago the server last heard from the member",
 }
 ModelIndex = QModelIndex | QPersistentModelIndex
+NOBODY = "nobody yet — phones join with the URL or QR code"
 
 _DEVICES = (
     ("iPhone", "iPhone"),
@@ -67,14 +84,24 @@ def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
 
 
+def _link(rtt_ms: float | None, uncertainty_ms: float | None) -> str:
+    """ "38 ms ±4": round trip and clock uncertainty in one short cell."""
+    if uncertainty_ms is None:
+        return _ms(rtt_ms)
+    spread = f"{uncertainty_ms:.0f}" if uncertainty_ms >= 1 else f"{uncertainty_ms:.1f}"
+    return f"{_ms(rtt_ms)} ±{spread}"
+
+
 def _ago(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     if seconds < 2:
         return "now"
-    if seconds < 120:
-        return f"{seconds:.0f} s ago"
-    return f"{seconds / 60:.0f} min ago"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min"
+    return f"{seconds // 3600:.0f} h"
 
 
 class MembersModel(QAbstractTableModel):
@@ -118,13 +145,13 @@ class MembersModel(QAbstractTableModel):
         row = self.rows[index.row()]
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
+            # The view's stock delegate draws these as plain text: names and agents as sent.
             return (
-                f"● {row.status}",
+                f"● {'—' if row.status == 'unknown' else row.status}",
                 row.name,
                 "★ leader" if row.role == "leader" else "follower",
                 short_device(row.device),
-                _ms(row.rtt_ms),
-                _ms(row.uncertainty_ms),
+                _link(row.rtt_ms, row.uncertainty_ms),
                 _ago(row.seen_ago_s),
             )[column]
         if role == Qt.ItemDataRole.ForegroundRole:
@@ -135,8 +162,12 @@ class MembersModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == 0:
                 return HEALTH_TIP
+            if column == 1:
+                return plain_tooltip(row.name)  # the whole name where the column elides it
             if column == 3:
-                return row.device or None
+                # The user agent is whatever the phone sent: a tooltip would render it as
+                # rich text (an <img src=file:...> in it is loaded), so it is escaped.
+                return plain_tooltip(row.device) or None
         if role == Qt.ItemDataRole.UserRole:
             return row.client_id
         return None
@@ -159,14 +190,16 @@ class MembersPanel(QGroupBox):
         rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.setAlternatingRowColors(False)
         # Fixed column widths: "resize to contents" would read every cell of every row on
-        # each refresh (200 members: thousands of data() calls, a visible stall).
+        # each refresh (200 members: thousands of data() calls, a visible stall). They are
+        # measured once from the widest text a column shows, so nothing is cut short and no
+        # column moves when a label changes.
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for column, width in enumerate(COLUMN_WIDTHS):
-            header.resizeSection(column, width)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        header.setStretchLastSection(False)
+        self._fit_columns()
+        header.setSectionResizeMode(NAME_COLUMN, QHeaderView.ResizeMode.Stretch)
         self.table.setToolTip("")
-        self.count_label = QLabel("nobody yet — phones join\nwith the URL or QR code")
+        self.count_label = plain_label(NOBODY, outside=True)
         self.count_label.setObjectName("muted")
 
         self.leader_button = QPushButton("★ Make leader")
@@ -180,18 +213,42 @@ class MembersPanel(QGroupBox):
         self.take_button.clicked.connect(self._bridge.take_lead)
         for button in (self.leader_button, self.remove_button, self.take_button):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self._console_leads = True
+        self._running = False
 
-        self.count_label.setWordWrap(True)
         actions = QHBoxLayout()
-        actions.addWidget(self.count_label, 1)
         actions.addWidget(self.leader_button)
         actions.addWidget(self.remove_button)
+        actions.addStretch(1)
         actions.addWidget(self.take_button)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.table)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.count_label)
         layout.addLayout(actions)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self._update_buttons()
+
+    def _fit_columns(self) -> None:
+        header = self.table.horizontalHeader()
+        self.table.ensurePolished()
+        header.ensurePolished()
+        cells = self.table.fontMetrics()
+        bold = header.font()
+        bold.setBold(True)  # the theme draws the header bold
+        titles = QFontMetrics(bold)
+        widths = []
+        for column, samples in enumerate(WIDEST):
+            texts = [cells.horizontalAdvance(text) for text in samples]
+            texts.append(titles.horizontalAdvance(COLUMNS[column]))
+            widths.append(max(texts) + CELL_PADDING_PX)
+        widths[NAME_COLUMN] = max(widths[NAME_COLUMN], cells.horizontalAdvance(NAME_SAMPLE))
+        for column, width in enumerate(widths):
+            header.resizeSection(column, width)
+        header.setMinimumSectionSize(min(widths))
+        self.column_widths = tuple(widths)
+        frame = 2 * self.table.frameWidth() + self.table.verticalScrollBar().sizeHint().width()
+        # Wide enough for every column and a readable name: it never scrolls sideways.
+        self.table.setMinimumWidth(sum(widths) + frame)
 
     def set_rows(self, rows: list[MemberRow]) -> None:
         selected = self.selected_member()
@@ -199,11 +256,13 @@ class MembersPanel(QGroupBox):
         if selected is not None:
             self.select_member(selected)
         count = len(rows)
-        self.count_label.setText(
-            f"{count} member{'s' if count != 1 else ''}"
-            if count
-            else "nobody yet — phones join\nwith the URL or QR code"
-        )
+        self.count_label.setText(f"{count} member{'s' if count != 1 else ''}" if count else NOBODY)
+        self._update_buttons()
+
+    def show_leader(self, *, running: bool, console_leads: bool) -> None:
+        """Whether the server runs and the console leads: "Take the lead" only when it can."""
+        self._running = running
+        self._console_leads = console_leads
         self._update_buttons()
 
     def selected_member(self) -> str | None:
@@ -221,9 +280,11 @@ class MembersPanel(QGroupBox):
         return False
 
     def _update_buttons(self, *_: object) -> None:
-        has = self.selected_member() is not None
-        self.leader_button.setEnabled(has)
-        self.remove_button.setEnabled(has)
+        selected = self.selected_member()
+        row = next((r for r in self.model.rows if r.client_id == selected), None)
+        self.leader_button.setEnabled(row is not None and row.role != "leader")
+        self.remove_button.setEnabled(row is not None)
+        self.take_button.setEnabled(self._running and not self._console_leads)
 
     def _on_make_leader_clicked(self) -> None:
         member = self.selected_member()

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QInputDialog,
-    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -29,7 +28,9 @@ from PySide6.QtWidgets import (
 from ..core.errors import ValidationError
 from ..core.session import Session
 from .bridge import Bridge
+from .plaintext import plain_label, plain_row, plain_tooltip
 from .setlist import SetLibrary, SetList, SetListError, SetSong, read_set_file, write_set_file
+from .transport_panel import count_in_text
 
 DEFAULT_SET = "My set"
 
@@ -57,7 +58,7 @@ class SongDialog(QDialog):
         self.count_in.setValue(song.count_in_bars)
         self.chart = QPlainTextEdit(song.chart)
         self.chart.setPlaceholderText("Chords and lyrics, e.g.\n[Verse]\nC  G  Am  F")
-        self.error = QLabel("")
+        self.error = plain_label("")
         self.error.setStyleSheet("color: #ff5c5c;")
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
@@ -66,14 +67,14 @@ class SongDialog(QDialog):
         buttons.rejected.connect(self.reject)
         meter = QHBoxLayout()
         meter.addWidget(self.beats)
-        meter.addWidget(QLabel("/"))
+        meter.addWidget(plain_label("/"))
         meter.addWidget(self.unit)
         form = QFormLayout()
-        form.addRow("Title", self.title)
-        form.addRow("Tempo (BPM)", self.tempo)
-        form.addRow("Meter", meter)
-        form.addRow("Count-in (bars)", self.count_in)
-        form.addRow("Chart", self.chart)
+        plain_row(form, "Title", self.title)
+        plain_row(form, "Tempo (BPM)", self.tempo)
+        plain_row(form, "Meter", meter)
+        plain_row(form, "Count-in (bars)", self.count_in)
+        plain_row(form, "Chart", self.chart)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.error)
@@ -123,6 +124,9 @@ class SetListPanel(QGroupBox):
         self.songs = QListWidget()
         self.songs.setToolTip("Double-click (or Enter) to put a song on the stands; PgUp/PgDn")
         self.songs.itemActivated.connect(lambda _item: self.load_current())
+        # A long title is elided (its tooltip has the chart) rather than scrolled sideways.
+        self.songs.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.songs.setTextElideMode(Qt.TextElideMode.ElideRight)
 
         self.add_button = QPushButton("Add")
         self.edit_button = QPushButton("Edit")
@@ -153,7 +157,8 @@ class SetListPanel(QGroupBox):
         ):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
-        self.song_title = QLabel("no song on the stands")
+        # The title on the stands may be set by a phone that leads: plain text only.
+        self.song_title = plain_label("no song on the stands", outside=True)
         self.song_title.setObjectName("songtitle")
         self.chart_view = QPlainTextEdit()
         self.chart_view.setReadOnly(True)
@@ -211,10 +216,11 @@ class SetListPanel(QGroupBox):
         for number, song in enumerate(self.setlist.songs, start=1):
             text = (
                 f"{number}. {song.title}   {song.tempo_bpm:g} BPM · {song.meter_text}"
-                f" · {song.count_in_bars} bar count-in"
+                f" · {count_in_text(song.count_in_bars)}"
             )
-            item = QListWidgetItem(text)
-            item.setToolTip(song.chart[:400] or "(no chart)")
+            item = QListWidgetItem(text)  # an item view draws its text plain
+            # A set file may come from anyone: its chart is escaped for the tooltip.
+            item.setToolTip(plain_tooltip(song.chart[:400] or "(no chart)"))
             self.songs.addItem(item)
         if self.setlist.songs:
             self.songs.setCurrentRow(max(0, min(current, len(self.setlist.songs) - 1)))

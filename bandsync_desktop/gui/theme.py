@@ -28,7 +28,7 @@ STYLESHEET: Final = f"""
 QWidget {{ background: {BACKGROUND}; color: {TEXT}; font-size: 15px; }}
 QGroupBox {{
     background: {PANEL}; border: 1px solid #2a303b; border-radius: 10px;
-    margin-top: 22px; padding: 10px; font-weight: bold;
+    margin-top: 22px; padding: 4px; font-weight: bold;
 }}
 QGroupBox::title {{
     subcontrol-origin: margin; left: 12px; padding: 0 4px; color: {MUTED};
@@ -46,12 +46,12 @@ QPushButton#play {{ background: #1f7a4d; border-color: #2c9c64; font-size: 22px;
 QPushButton#play:checked {{ background: #8a5a00; border-color: {ACCENT}; }}
 QPushButton#stop {{ background: #7a2424; border-color: #a33a3a; font-size: 22px; }}
 QPushButton#tap {{ background: #2f3f66; border-color: #4c66a8; font-size: 20px; }}
-QPushButton#nudge {{ font-size: 22px; min-width: 64px; }}
-QLabel#tempo {{ color: {ACCENT}; font-size: 112px; font-weight: bold; }}
-QLabel#bpm {{ color: {MUTED}; font-size: 20px; }}
-QLabel#barbeat {{ font-size: 54px; font-weight: bold; }}
+QPushButton#nudge {{ font-size: 22px; min-width: 28px; padding: 6px 10px; }}
+QLabel#tempo {{ color: {ACCENT}; font-size: 96px; font-weight: bold; }}
+QLabel#bpm {{ color: {MUTED}; font-size: 18px; }}
+QLabel#barbeat {{ font-size: 50px; font-weight: bold; }}
 QLabel#clock {{ color: {MUTED}; font-size: 30px; }}
-QLabel#url {{ color: {BEAT}; font-size: 20px; font-weight: bold; }}
+QLabel#url {{ color: {BEAT}; font-size: 18px; font-weight: bold; }}
 QLabel#key {{ font-family: monospace; font-size: 15px; }}
 QLabel#muted {{ color: {MUTED}; }}
 QLabel#songtitle {{ color: {ACCENT}; font-size: 20px; font-weight: bold; }}

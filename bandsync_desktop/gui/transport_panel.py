@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QRectF, Qt, QTimer
-from PySide6.QtGui import QColor, QPainter, QPaintEvent
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QValidator
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QSizePolicy,
     QSlider,
@@ -24,15 +22,25 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.clock import Clock
-from ..core.session import Session
-from ..core.timeline import bar_beat
+from ..core.session import Session, Song
+from ..core.timeline import Boundary, bar_beat
+from ..core.validation import COUNT_IN_MAX_BARS
 from . import theme
 from .bridge import TEMPO_MAX, TEMPO_MIN, Bridge, format_position
+from .plaintext import plain_label
+from .sizing import SteadyLabel
 from .taptempo import TapTempo
 
+PENDING_TEXT = "BPM · not sent yet"  # taps or arrow presses still settling
+
 FRAME_MS = 16  # metronome/position refresh while playing (about 60 Hz)
-SEEK_RANGE_MIN_S = 300  # the seek slider spans at least five minutes
+SEEK_RANGE_MIN_S = 300  # the seek slider spans at least five minutes when the length is unknown
 BEAT_UNITS = (2, 4, 8, 16)
+SETTLE_MS = 600  # taps and arrow presses this close together make one tempo change
+# Where a settled tap/arrow change lands while playing: the next beat. A bar would wait up to
+# a whole bar after the leader stopped tapping (2 s at 120 BPM in 4/4); the next beat keeps
+# the change close to the leader's hands, and the click never stutters mid-beat.
+SETTLED_BOUNDARY: Boundary = "beat"
 
 
 def _button(text: str, name: str = "", tip: str = "") -> QPushButton:
@@ -46,21 +54,94 @@ def _button(text: str, name: str = "", tip: str = "") -> QPushButton:
     return button
 
 
+def tempo_text(bpm: float) -> str:
+    """A tempo as the console shows it: whole BPM as is, else one decimal."""
+    return f"{round(bpm, 1):g}"
+
+
+def count_in_text(bars: int) -> str:
+    """ "no count-in", "1-bar count-in", "2-bar count-in"."""
+    return "no count-in" if bars == 0 else f"{bars}-bar count-in"
+
+
+def chart_bars(chart: str) -> int:
+    """Bars in a chart, counted by its bar lines: ``| Am | F |`` is two bars.
+
+    Until songs carry a length of their own, the bar lines are the only length a chart
+    has; a chart without them has no known length (0).
+    """
+    bars = 0
+    for line in chart.splitlines():
+        if "|" in line:
+            bars += sum(1 for cell in line.split("|") if cell.strip())
+    return bars
+
+
+def song_length_ms(session: Session) -> float | None:
+    """The song's length at its current tempo and meter, where its chart tells it."""
+    song = session.song
+    bars = chart_bars(song.chart) if song is not None else 0
+    if bars == 0:
+        return None
+    latest = session.timeline.latest
+    return bars * latest.beats_per_bar * latest.beat_ms
+
+
+class CountInBox(QSpinBox):
+    """Count-in bars (0-4) that read as words: "no count-in", "1-bar count-in"."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setRange(0, COUNT_IN_MAX_BARS)
+
+    def textFromValue(self, value: int) -> str:
+        return count_in_text(value)
+
+    def valueFromText(self, text: str) -> int:
+        digits = "".join(ch for ch in text if ch.isdigit())
+        return int(digits) if digits else 0
+
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
+        words = {count_in_text(bars) for bars in range(self.maximum() + 1)}
+        stripped = text.strip()
+        if stripped in words or (stripped.isdigit() and int(stripped) <= self.maximum()):
+            return QValidator.State.Acceptable, text, pos
+        if not stripped or any(word.startswith(stripped) for word in words):
+            return QValidator.State.Intermediate, text, pos
+        return QValidator.State.Invalid, text, pos
+
+
 class TempoPanel(QGroupBox):
-    """The tempo: a big number, -/+ (shift for 5), a slider, typed entry and tap tempo."""
+    """The tempo: a big number, -/+ (shift for 5), a slider, typed entry and tap tempo.
+
+    Taps, arrow keys and -/+ change the tempo shown at once (a pending tempo) and send one
+    change to the band once they settle (``SETTLE_MS`` after the last), at the next beat.
+
+    Signals:
+        entry_done(): Enter committed a typed tempo; the keyboard goes back to the window.
+    """
+
+    entry_done = Signal()
 
     def __init__(self, bridge: Bridge, clock: Clock, parent: QWidget | None = None) -> None:
         super().__init__("TEMPO", parent)
         self._bridge = bridge
         self.tap_tempo = TapTempo(clock)
         self._updating = False
+        self._pending: float | None = None
+        self._tapped: float | None = None
+        self._song: Song | None = None
+        self._settle_timer = QTimer(self)
+        self._settle_timer.setSingleShot(True)
+        self._settle_timer.setInterval(SETTLE_MS)
+        self._settle_timer.timeout.connect(self._send_pending)
 
-        self.value_label = QLabel("120")
+        self.value_label = SteadyLabel("120", ["288.8"])
         self.value_label.setObjectName("tempo")
         self.value_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        bpm = QLabel("BPM")
-        bpm.setObjectName("bpm")
-        bpm.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.bpm_label = SteadyLabel("BPM", ["BPM", PENDING_TEXT])
+        self.bpm_label.setObjectName("bpm")
+        self.bpm_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
 
         self.minus_button = _button("−", "nudge", "Slower by 1 BPM (Shift: 5) — Down arrow")
         self.plus_button = _button("+", "nudge", "Faster by 1 BPM (Shift: 5) — Up arrow")
@@ -81,48 +162,111 @@ class TempoPanel(QGroupBox):
         self.entry.setSuffix(" BPM")
         self.entry.setToolTip("Type a tempo and press Enter")
         self.entry.editingFinished.connect(self._on_entry_finished)
+        self.entry.lineEdit().returnPressed.connect(self.entry_done)
 
-        self.tap_info = QLabel("")
+        self.tap_info = SteadyLabel("", ["tap again…", "tapped 288 BPM (8 taps)"])
         self.tap_info.setObjectName("muted")
+        self.tap_info.setAlignment(Qt.AlignmentFlag.AlignCenter)
 
-        top = QHBoxLayout()
-        top.addWidget(self.minus_button)
-        top.addWidget(self.value_label, 1)
-        top.addWidget(self.plus_button)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.entry)
-        bottom.addWidget(self.tap_button, 1)
+        # The number alone on its line (it is what the band leader reads from a distance);
+        # the controls that change it on one line below.
+        controls = QHBoxLayout()
+        controls.addWidget(self.minus_button)
+        controls.addWidget(self.entry)
+        controls.addWidget(self.plus_button)
+        controls.addWidget(self.tap_button, 1)
         layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(bpm)
+        layout.addWidget(self.value_label)
+        layout.addWidget(self.bpm_label)
         layout.addWidget(self.slider)
-        layout.addLayout(bottom)
+        layout.addLayout(controls)
         layout.addWidget(self.tap_info)
+
+    @property
+    def pending(self) -> float | None:
+        """The tempo shown but not sent yet (taps or arrows still settling), if any."""
+        return self._pending
 
     def show_session(self, session: Session) -> None:
         tempo = session.timeline.latest.tempo_bpm
+        if session.song != self._song:
+            # Another song is on the stands: its tempo wins over taps meant for the last one.
+            self._song = session.song
+            self._cancel_pending()
+            self.tap_tempo.reset()
+            self._forget_tap()
+        elif self._tapped is not None and self._pending is None:
+            # The tempo moved on (typed, a phone's): the tapped figure is stale. (A tapped
+            # tempo on its way to the server is the requested one, not yet the session's.)
+            requested = self._bridge.current_tempo()
+            if (requested if requested is not None else tempo) != self._tapped:
+                self._forget_tap()
         self._updating = True
         try:
-            self.value_label.setText(f"{tempo:g}")
+            if self._pending is None:
+                self.value_label.setText(tempo_text(tempo))
             if not self.slider.isSliderDown():
-                self.slider.setValue(round(tempo))
+                self.slider.setValue(round(self._pending if self._pending is not None else tempo))
             if not self.entry.hasFocus():
                 self.entry.setValue(round(tempo))
         finally:
             self._updating = False
 
     def tap(self) -> None:
-        """One tap; from the second on, the tapped tempo goes to everyone."""
+        """One tap; from the second on, the tapped tempo shows, and goes to everyone once
+        the taps settle."""
         bpm = self.tap_tempo.tap()
         if bpm is None:
             self.tap_info.setText("tap again…")
             return
-        self.tap_info.setText(f"tapped {bpm:g} BPM ({self.tap_tempo.count} taps)")
-        self._bridge.set_tempo(bpm)
+        self._tapped = bpm
+        self.tap_info.setText(f"tapped {tempo_text(bpm)} BPM ({self.tap_tempo.count} taps)")
+        self.propose(bpm)
+
+    def nudge(self, delta: float) -> None:
+        """The shown tempo plus ``delta`` BPM; sent once the presses settle."""
+        base = self._pending if self._pending is not None else self._bridge.current_tempo()
+        if base is None:
+            self._bridge.nudge_tempo(delta)  # says why nothing changes (server stopped)
+            return
+        self.propose(max(TEMPO_MIN, min(TEMPO_MAX, round(base + delta, 1))))
+
+    def propose(self, bpm: float) -> None:
+        """Show ``bpm`` now; send it ``SETTLE_MS`` after the last proposal."""
+        self._pending = bpm
+        self.value_label.setText(tempo_text(bpm))
+        self.bpm_label.setText(PENDING_TEXT)
+        self._updating = True
+        try:
+            self.slider.setValue(round(bpm))
+        finally:
+            self._updating = False
+        self._settle_timer.start()  # a restart: the last press counts
+
+    def _send_pending(self) -> None:
+        bpm = self._pending
+        self._cancel_pending()
+        if bpm is None:
+            return
+        current = self._bridge.current_tempo()
+        if current is None or bpm != current:
+            self._bridge.set_tempo(bpm, SETTLED_BOUNDARY)
+        session = self._bridge.session
+        if session is not None:
+            self.show_session(session)  # the session's tempo until the change is published
+
+    def _cancel_pending(self) -> None:
+        self._settle_timer.stop()
+        self._pending = None
+        self.bpm_label.setText("BPM")
+
+    def _forget_tap(self) -> None:
+        self._tapped = None
+        self.tap_info.setText("")
 
     def _on_nudge_clicked(self, direction: int) -> None:
         shift = bool(QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier)
-        self._bridge.nudge_tempo(direction * (5 if shift else 1))
+        self.nudge(direction * (5 if shift else 1))
 
     def _on_slider_moved(self, value: int) -> None:
         if self._updating:
@@ -130,9 +274,10 @@ class TempoPanel(QGroupBox):
         if self.slider.isSliderDown():
             self.value_label.setText(str(value))  # a preview; sent on release
         else:
-            self._bridge.set_tempo(float(value))
+            self.propose(float(value))  # clicks on the groove settle like taps
 
     def _on_slider_released(self) -> None:
+        self._cancel_pending()
         self._bridge.set_tempo(float(self.slider.value()))
 
     def _on_entry_finished(self) -> None:
@@ -140,6 +285,7 @@ class TempoPanel(QGroupBox):
             return
         value = float(self.entry.value())
         if value != self._bridge.current_tempo():
+            self._cancel_pending()  # a typed tempo wins over taps still settling
             self._bridge.set_tempo(value)
 
 
@@ -206,15 +352,15 @@ class TransportPanel(QGroupBox):
         self._updating = False
 
         self.metronome = MetronomeWidget()
-        self.bar_beat_label = QLabel("1 : 1")
+        self.bar_beat_label = SteadyLabel("1 : 1", ["count-in 4", "888 : 16"])
         self.bar_beat_label.setObjectName("barbeat")
         self.bar_beat_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.clock_label = QLabel("00:00.0")
+        self.clock_label = SteadyLabel("00:00.0", ["88:88.8"])
         self.clock_label.setObjectName("clock")
-        self.clock_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.phase_label = QLabel("stopped")
+        self.clock_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.phase_label = SteadyLabel("stopped", ["counting in"])
         self.phase_label.setObjectName("muted")
-        self.phase_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.phase_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 
         self.play_button = _button("▶  Play", "play", "Play / pause (Space)")
         self.play_button.setCheckable(True)
@@ -222,20 +368,18 @@ class TransportPanel(QGroupBox):
         self.stop_button = _button("■  Stop", "stop", "Stop and go to the top (Esc)")
         self.stop_button.clicked.connect(self._bridge.stop_transport)
 
-        self.count_in = QSpinBox()
-        self.count_in.setRange(0, 4)
-        self.count_in.setSuffix(" bars")
+        self.count_in = CountInBox()
         self.count_in.setToolTip("Count-in before play starts (0-4 bars)")
         self.count_in.valueChanged.connect(self._on_count_in_changed)
         self.beats = QSpinBox()
         self.beats.setRange(1, 16)
-        self.beats.setToolTip("Beats per bar")
+        self.beats.setToolTip("Meter: beats per bar")
         self.beats.valueChanged.connect(self._on_meter_changed)
         self.unit = QComboBox()
         for unit in BEAT_UNITS:
             self.unit.addItem(str(unit), unit)
         self.unit.setCurrentIndex(1)
-        self.unit.setToolTip("Beat unit")
+        self.unit.setToolTip("Meter: beat unit")
         self.unit.currentIndexChanged.connect(self._on_meter_changed)
 
         self.seek_slider = QSlider(Qt.Orientation.Horizontal)
@@ -246,26 +390,26 @@ class TransportPanel(QGroupBox):
         self.seek_slider.sliderMoved.connect(
             lambda v: self.clock_label.setText(format_position(v * 100.0))
         )
+        self._length_ms: float | None = None
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.play_button, 2)
         buttons.addWidget(self.stop_button, 1)
-        settings = QGridLayout()
-        settings.addWidget(QLabel("Meter"), 0, 0)
-        meter = QHBoxLayout()
-        meter.addWidget(self.beats)
-        meter.addWidget(QLabel("/"))
-        meter.addWidget(self.unit)
-        settings.addLayout(meter, 0, 1)
-        settings.addWidget(QLabel("Count-in"), 0, 2)
-        settings.addWidget(self.count_in, 0, 3)
+        # "4 / 4" needs no label for a musician (the tooltips say it), and the count-in box
+        # says what it is ("1-bar count-in"): the row fits a laptop's narrow column.
+        settings = QHBoxLayout()
+        settings.addWidget(self.beats)
+        settings.addWidget(plain_label("/"))
+        settings.addWidget(self.unit)
+        settings.addStretch(1)
+        settings.addWidget(self.count_in)
         layout = QVBoxLayout(self)
         layout.addWidget(self.metronome)
+        layout.addWidget(self.bar_beat_label)
         position = QHBoxLayout()
-        position.addWidget(self.bar_beat_label, 3)
-        position.addWidget(self.clock_label, 2)
+        position.addWidget(self.phase_label, 1)
+        position.addWidget(self.clock_label)
         layout.addLayout(position)
-        layout.addWidget(self.phase_label)
         layout.addWidget(self.seek_slider)
         layout.addLayout(buttons)
         layout.addLayout(settings)
@@ -287,6 +431,7 @@ class TransportPanel(QGroupBox):
             index = self.unit.findData(latest.beat_unit)
             if index >= 0:
                 self.unit.setCurrentIndex(index)
+            self._set_length(song_length_ms(session))
         finally:
             self._updating = False
         if latest.playing and not self._frame_timer.isActive():
@@ -317,7 +462,10 @@ class TransportPanel(QGroupBox):
         if not self.seek_slider.isSliderDown():
             self.clock_label.setText(format_position(position))
             tenths = int(position // 100)
-            top = max(self.seek_slider.maximum(), tenths + 600)
+            if self._length_ms is None:
+                top = max(self.seek_slider.maximum(), tenths + 600)  # room to seek ahead
+            else:
+                top = max(self.seek_slider.maximum(), tenths)  # past the end: keep it in view
             if top != self.seek_slider.maximum():
                 self.seek_slider.setMaximum(top)
             self.seek_slider.setValue(tenths)
@@ -329,6 +477,20 @@ class TransportPanel(QGroupBox):
             self.metronome.set_state(segment.beats_per_bar, None, 0.0, False)
             if not timeline.latest.playing:
                 self._frame_timer.stop()
+
+    def _set_length(self, length_ms: float | None) -> None:
+        """The slider spans the song where its length is known, else five minutes (or more)."""
+        if length_ms == self._length_ms:
+            return
+        self._length_ms = length_ms
+        if self.seek_slider.isSliderDown():
+            return
+        if length_ms is None:
+            self.seek_slider.setMaximum(SEEK_RANGE_MIN_S * 10)
+            self.seek_slider.setToolTip("Drag to seek")
+        else:
+            self.seek_slider.setMaximum(max(1, math.ceil(length_ms / 100.0)))
+            self.seek_slider.setToolTip(f"Drag to seek (the song: {format_position(length_ms)})")
 
     def _on_play_clicked(self) -> None:
         self._bridge.toggle_play()

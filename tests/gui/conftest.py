@@ -108,15 +108,23 @@ def console(
 
 @pytest.fixture
 def followers(console: MainWindow, run: Run) -> Iterator[Callable[..., Recorder]]:
-    """``followers(name, timeline=False)``: a real socket.io client joined to the band."""
+    """``followers(name, timeline=False, user_agent=None)``: a real socket.io client joined
+    to the band (``user_agent`` is the User-Agent header it connects with)."""
     made: list[Recorder] = []
     runner = console.bridge.runner
     assert runner is not None
     url = f"http://127.0.0.1:{runner.port}"
 
-    def make(name: str = "Ana", *, join: bool = True, timeline: bool = False) -> Recorder:
+    def make(
+        name: str = "Ana",
+        *,
+        join: bool = True,
+        timeline: bool = False,
+        user_agent: str | None = None,
+    ) -> Recorder:
         client = Recorder(url, name, reconnection=False)
-        run(client.connect())
+        headers = {"User-Agent": user_agent} if user_agent is not None else {}
+        run(client.connect(headers=headers))
         made.append(client)
         if join:
             payload: dict[str, Any] = {"sessionId": "band", "displayName": name}
