@@ -1,0 +1,114 @@
+"""The page's chartmap.js: which chart line plays at which bar, the same on every phone.
+
+Runs chartmap.js under node (as test_sync_math.py runs sync.js) and checks its answers against
+charts whose form a musician would read the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bandsync_desktop.server.web import WEB_ROOT
+
+NODE = shutil.which("node")
+CHECK = Path(__file__).with_name("chart_check.js")
+
+pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+
+
+def run(charts: list[str], bars: list[list[float]] | None = None) -> list[dict[str, Any]]:
+    assert NODE is not None
+    data = json.dumps({"charts": charts, "bars": bars or [[] for _ in charts]})
+    out = subprocess.run(
+        [NODE, str(CHECK), str(WEB_ROOT)],
+        input=data,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    result: list[dict[str, Any]] = json.loads(out.stdout)
+    return result
+
+
+SONG = "\n".join(
+    [
+        "{title: Blue Bossa}",  # 0 header
+        "[Intro]",  # 1 header
+        "| Cm7 | Fm7 | Dm7b5 G7 | Cm7 |",  # 2: 4 bars, 0-4
+        "Verse:",  # 3 header
+        "Cm7        Fm7",  # 4: chords, no bar lines: 1 bar, 4-5
+        "Blue bossa under the moon",  # 5 lyric: follows line 4
+        "",  # 6 blank
+        "|: Eb | Ab :| x2",  # 7: 2 bars repeated: 4 bars, 5-9
+        "|| Dm7b5 | G7 ||",  # 8: double bar lines: 2 bars, 9-11
+        "slow down here",  # 9 note: follows line 8
+        "N.C.",  # 10: 1 bar, 11-12
+    ]
+)
+
+
+def test_bar_lines_count_bars_and_text_lines_take_no_time() -> None:
+    (song,) = run([SONG])
+    kinds = [line["kind"] for line in song["lines"]]
+    assert kinds == [
+        "header",
+        "header",
+        "bars",
+        "header",
+        "chords",
+        "text",
+        "blank",
+        "bars",
+        "bars",
+        "text",
+        "chords",
+    ]
+    assert [line["bars"] for line in song["lines"]] == [0, 0, 4, 0, 1, 0, 0, 4, 2, 0, 1]
+    assert song["timed"] == [2, 4, 7, 8, 10]
+    assert song["totalBars"] == 12
+    starts = {i: song["lines"][i]["startBar"] for i in song["timed"]}
+    assert starts == {2: 0, 4: 4, 7: 5, 8: 9, 10: 11}
+    # a lyric or note line belongs to the chord line above; headers before the first chord
+    # line belong to the first one
+    owners = [line["owner"] for line in song["lines"]]
+    assert owners == [2, 2, 2, 2, 4, 4, 4, 7, 8, 8, 10]
+
+
+def test_line_at_bar_follows_the_form_and_clamps_at_both_ends() -> None:
+    bars = [-2.0, 0.0, 3.99, 4.0, 4.5, 5.0, 8.99, 9.0, 11.0, 11.5, 12.0, 500.0]
+    (song,) = run([SONG], [bars])
+    indices = [at["index"] for at in song["at"]]
+    assert indices == [2, 2, 2, 4, 4, 7, 7, 8, 10, 10, 10, 10]
+    fractions = [at["fraction"] for at in song["at"]]
+    assert fractions[0] == 0  # before the start: the top of the first line
+    assert fractions[2] == pytest.approx(3.99 / 4)
+    assert fractions[4] == pytest.approx(0.5)
+    assert all(0 <= f < 1 for f in fractions)
+
+
+def test_plain_lyric_sheets_move_a_line_a_bar_and_empty_charts_map_to_nothing() -> None:
+    lyrics, empty, headers_only = run(
+        ["Verse:\nfirst line of words\nsecond line of words", "", "[Intro]\n\nOutro:"],
+        [[0.5, 1.5, 9.0], [3.0], [3.0]],
+    )
+    assert lyrics["timed"] == [1, 2]
+    assert [at["index"] for at in lyrics["at"]] == [1, 2, 2]
+    assert empty["timed"] == [] and empty["at"] == [None]
+    assert headers_only["totalBars"] == 0 and headers_only["at"] == [None]
+
+
+def test_hostile_repeat_counts_are_capped_and_odd_lines_stay_text() -> None:
+    (song,) = run(["\n".join(["| G | x999", "Am I the one?", "{unterminated", "| |", "A  E  |"])])
+    bars = [line["bars"] for line in song["lines"]]
+    assert bars[0] == 16  # MAX_REPEAT: a typo cannot hold the chart for minutes
+    assert song["lines"][1]["kind"] == "text"  # "Am" alone does not make a chord line
+    assert song["lines"][2]["kind"] == "text"
+    assert bars[3] == 1  # an empty bar is still a bar line's worth of time
+    assert bars[4] == 1
