@@ -39,6 +39,9 @@ class Settings:
     # create thousands (docs/security.md, finding 7).
     max_sessions_per_address: int = 8
     max_sessions: int = 2000
+    # Places in one session that one address may hold (0: no cap; connection_cap_exempt is
+    # exempt): a phone's connections must not fill the band's session.
+    max_members_per_address: int = 4
     # Engine.IO connections one address may hold (0: no cap). Loopback is exempt: it is this
     # machine (the console's own page, benchmarks, a local reverse proxy).
     max_connections_per_address: int = 64

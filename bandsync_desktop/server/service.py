@@ -23,6 +23,7 @@ from ..core.clock import Clock
 from ..core.errors import (
     BandSyncError,
     NotInSession,
+    SessionFull,
     SessionNotFound,
     StoreUnavailable,
     TooManySessions,
@@ -30,7 +31,7 @@ from ..core.errors import (
 )
 from ..core.health import LinkStats
 from ..core.ratelimit import TokenBucket
-from ..core.session import CONSOLE, Notice, Rules, Session
+from ..core.session import ANONYMOUS_PREFIX, CONSOLE, Notice, Rules, Session
 from ..core.validation import Role
 from ..log import SERVER
 from .storage.base import SessionStore, StoreState
@@ -424,6 +425,27 @@ class SessionService:
             "nobody can take its lead until it answers again"
         )
 
+    def _check_seats(self, session: Session, connection: Connection, client_id: str | None) -> None:
+        """One address holds at most ``max_members_per_address`` seats of a session (of the
+        members connected to this node): 64 connections from one phone must not fill the
+        band's session so that real phones get ``SESSION_FULL``. A client taking back its
+        own seat is not counted twice."""
+        limit = self.settings.max_members_per_address
+        address = connection.address
+        if not limit or address is None or address in self.settings.connection_cap_exempt:
+            return
+        cid = client_id or ANONYMOUS_PREFIX + connection.sid
+        if cid in session.members:
+            return
+        held = 0
+        for member in session.members.values():
+            other = self.connections.get(member.socket_id)
+            held += other is not None and other.address == address
+        if held >= limit:
+            raise SessionFull(
+                f"this device already holds {limit} places in session {session.session_id!r}"
+            )
+
     def _forget_session(self, session_id: str) -> None:
         """A session is gone (deleted or expired): drop what this node kept for it."""
         self._unverified.discard(session_id)
@@ -498,6 +520,7 @@ class SessionService:
                 raise
 
         def change(s: Session) -> tuple[str, str | None, list[Notice]]:
+            self._check_seats(s, connection, client_id)
             member, replaced, notices = s.join(
                 now,
                 sid,

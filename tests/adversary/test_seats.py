@@ -123,3 +123,31 @@ async def _no_ghosts(server: Any) -> None:
             await late.close()
     finally:
         await band.close()
+
+
+async def test_one_address_cannot_fill_the_bands_session(start_server: Any) -> None:
+    """64 connections from one phone used to take all 64 places; real phones got
+    SESSION_FULL. One address holds at most max_members_per_address places."""
+    server = await start_server(band_session=True, max_members_per_address=3)
+    attackers = [
+        await Recorder(server.url, f"a{i}", source="127.0.0.66").connect() for i in range(5)
+    ]
+    phone = await Recorder(server.url, "phone", source="127.0.0.67").connect()
+    try:
+        for i, attacker in enumerate(attackers[:3]):
+            await expect_ok(attacker, "join_session", {"sessionId": "band", "clientId": f"x{i}"})
+        for i, attacker in enumerate(attackers[3:], start=3):
+            await expect_refused(
+                attacker,
+                "join_session",
+                {"sessionId": "band", "clientId": f"x{i}"},
+                ErrorCode.SESSION_FULL,
+            )
+        # taking back one's own place is not a new one
+        await expect_ok(attackers[4], "join_session", {"sessionId": "band", "clientId": "x0"})
+        await expect_ok(phone, "join_session", {"sessionId": "band", "clientId": "real"})
+        members = server.service.sessions["band"].members
+        assert sorted(members) == ["real", "x0", "x1", "x2"]
+    finally:
+        for client in (*attackers, phone):
+            await client.close()
