@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchstats import percentile  # noqa: E402
 
-from bandsync_desktop.server.net import free_port, wait_for_health  # noqa: E402
-from tests.helpers.procs import headless_command  # noqa: E402
+from bandsync_desktop.server.net import free_port  # noqa: E402
+from tests.helpers.procs import start_headless  # noqa: E402
 
 SESSION = "band"
 PROBE = b'42["latency_probe",{"timestamp":1}]'
@@ -78,26 +78,14 @@ def now_ms() -> float:
 
 
 def start_server(port: int, unguarded: bool) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
+    env = {}
     if unguarded:
-        env.update(
-            BANDSYNC_FRAME_RATE_FACTOR="0",
-            BANDSYNC_MEMBERSHIP_RATE_PER_S="1000000",
-            BANDSYNC_MEMBERSHIP_BURST="1000000",
-        )
-    proc = subprocess.Popen(
-        headless_command(port, "--log-level", "ERROR"),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    try:
-        wait_for_health(f"http://127.0.0.1:{port}", timeout=20, process=proc)
-    except RuntimeError:
-        proc.kill()
-        raise
-    return proc
+        env = {
+            "BANDSYNC_FRAME_RATE_FACTOR": "0",
+            "BANDSYNC_MEMBERSHIP_RATE_PER_S": "1000000",
+            "BANDSYNC_MEMBERSHIP_BURST": "1000000",
+        }
+    return start_headless(port, "--log-level", "ERROR", env=env)
 
 
 async def flood(port: int, local: str, stop: float, attack: Attack) -> None:

@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 from benchstats import percentile  # noqa: E402
 
 from bandsync_desktop.core.clocksync import OffsetEstimator, SyncSample  # noqa: E402
-from bandsync_desktop.server.net import free_port, wait_for_health  # noqa: E402
-from tests.helpers.procs import headless_command  # noqa: E402
+from bandsync_desktop.server.net import free_port  # noqa: E402
+from tests.helpers.procs import start_headless  # noqa: E402
 
 
 def now_ms() -> float:
@@ -50,19 +50,13 @@ def now_ms() -> float:
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        headless_command(port, "--log-level", "WARNING"),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
+    return start_headless(
+        port,
+        "--log-level",
+        "WARNING",
+        env={"BANDSYNC_RATE_LIMIT_BURST": "1000", "BANDSYNC_MAX_MEMBERS": "256"},
         stderr=subprocess.PIPE,
-        env={**os.environ, "BANDSYNC_RATE_LIMIT_BURST": "1000", "BANDSYNC_MAX_MEMBERS": "256"},
     )
-    try:
-        wait_for_health(f"http://127.0.0.1:{port}", timeout=20, process=proc)
-    except RuntimeError:
-        proc.kill()
-        raise
-    return proc
 
 
 class Follower:
