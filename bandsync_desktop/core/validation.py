@@ -28,6 +28,13 @@ CHART_MAX: Final = 20_000
 POSITION_MAX_MS: Final = 24 * 3600 * 1000.0  # a day of song is more than any set
 
 _ID_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+#: Bidirectional controls: in a name they reorder what the console and the phones show
+#: around it ("Ana" + RLO + "elosnoC" reads as a different member).
+_BIDI_CONTROLS: Final = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+#: The leader console's name (core.session.CONSOLE_NAME): no member may take it.
+_RESERVED_NAMES: Final = frozenset({"console"})
 
 Role = Literal["leader", "follower"]
 Quantize = Literal["now", "beat", "bar"]
@@ -101,6 +108,12 @@ def display_name(value: Any, default: str) -> str:
         raise ValidationError(
             f"displayName must be at most {NAME_MAX} characters", ErrorCode.INVALID_NAME
         )
+    if any(char in _BIDI_CONTROLS for char in name):
+        raise ValidationError(
+            "displayName must not contain text-direction controls", ErrorCode.INVALID_NAME
+        )
+    if name.casefold() in _RESERVED_NAMES:
+        raise ValidationError(f"{name!r} is the leader console's name", ErrorCode.INVALID_NAME)
     return name
 
 

@@ -105,3 +105,23 @@ async def test_a_deeply_nested_packet_is_a_clear_error_and_no_traceback(
             await ws.close()
             await band.close()
     # (an ERROR record with a traceback would fail this test: tests/helpers/logfail.py)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Console", " console ", "CONSOLE", "Ana\u202eSSAB", "\u2067Lead\u2069", "x\u200fy"],
+)
+async def test_a_name_cannot_pose_as_the_console_or_reorder_what_others_see(
+    server: Any, make_client: Any, name: str
+) -> None:
+    phone = await make_client("phone")
+    ack = await phone.call("join_session", {"sessionId": "gig", "displayName": name})
+    assert ack["ok"] is False and ack["error"]["code"] == ErrorCode.INVALID_NAME, ack
+    assert await server.service.store.get("gig") is None  # no session made for it
+
+
+async def test_names_in_any_script_and_with_emoji_are_fine(server: Any, make_client: Any) -> None:
+    for i, name in enumerate(("Zoë 🎸", "Ana (drums)", "יעל", "سارة", "李雷", "👩🏽‍🎤 Kim")):
+        phone = await make_client(f"phone {i}")
+        ack = await phone.call("join_session", {"sessionId": "gig", "displayName": name})
+        assert ack["ok"] is True, (name, ack)
