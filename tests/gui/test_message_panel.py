@@ -33,7 +33,8 @@ def test_enter_sends_the_message_to_every_phone(
     qtbot.keyClick(panel.edit, Qt.Key.Key_Return)
     for phone in (ana, ben):
         qtbot.waitUntil(lambda p=phone: messages(p) == ["Next: Waltz, capo 2"], timeout=5000)
-    assert ana.last("snapshot")["message"] == "Next: Waltz, capo 2"
+    # the notice comes first, then the fresh snapshot that carries it
+    qtbot.waitUntil(lambda: ana.last("snapshot")["message"] == "Next: Waltz, capo 2", timeout=3000)
     qtbot.waitUntil(
         lambda: panel.shown_label.text() == "On the phones: Next: Waltz, capo 2", timeout=3000
     )
