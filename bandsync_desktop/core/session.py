@@ -22,10 +22,11 @@ leader command in every session and can hold the lead itself.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from . import validation
@@ -46,6 +47,7 @@ CONSOLE_NAME: Final = "Console"
 ANONYMOUS_PREFIX: Final = "~s:"  # members who sent no clientId are keyed by their socket
 
 
+@functools.lru_cache(maxsize=4096)  # every snapshot names every member: hash each id once
 def member_id(client_id: str) -> str:
     """The public id of a member: stable across reconnects, but not the ``clientId``.
 
@@ -679,6 +681,16 @@ class Session:
             "segments": self.timeline.to_wire(),
             "song": self.song.to_dict() if self.song else None,
         }
+
+    def copy(self) -> Session:
+        """An independent copy: what a store hands out and changes, so that a refused change
+        leaves no trace. The timeline and the song are immutable and shared; members and
+        away members are copied. (Much cheaper than a round trip through ``to_dict``.)"""
+        return replace(
+            self,
+            members={cid: replace(m) for cid, m in self.members.items()},
+            away={cid: replace(a) for cid, a in self.away.items()},
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form: everything, the leader key included."""

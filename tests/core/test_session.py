@@ -372,3 +372,20 @@ def test_housekeeping_due_matches_what_housekeeping_does():
     p.housekeeping(T0 + 10_001, RULES)
     assert p.held_leader_id is None
     assert not p.housekeeping_due(T0 + 10_002, RULES)
+
+
+def test_a_copy_is_independent_and_equal_in_stored_form():
+    s = open_session()
+    join(s, "a", role="leader")
+    join(s, "b")
+    s.leave(T0 + 5, "b", disconnected=True)
+    join(s, "c")
+    s.set_song(T0 + 6, "a", Song("Tune", "| C | G |"), 100.0, (3, 4), 1, RULES)
+    copy = s.copy()
+    assert copy.to_dict() == s.to_dict()
+    copy.members["c"].display_name = "changed"
+    copy.away["b"].left_at = 0.0
+    copy.set_tempo(T0 + 7, "a", 140.0, "now", RULES)
+    assert s.members["c"].display_name != "changed"
+    assert s.away["b"].left_at == T0 + 5
+    assert s.timeline.latest.tempo_bpm == 100.0 and s.version != copy.version
