@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import logging
 import os
 import signal
@@ -25,9 +26,9 @@ from . import __version__, config, log
 from .server.cli import add_server_arguments, cli_overrides
 
 if TYPE_CHECKING:
-    from PySide6.QtWidgets import QWidget
+    from .gui.main_window import MainWindow
 
-SCREENSHOT_SIZE = (1600, 1000)
+SCREENSHOT_SCREEN = "1920x1080"  # the screen a screenshot starts on, unless --screen says
 #: The installed .desktop file (packaging/linux/bandsync-desktop.desktop), without ".desktop".
 DESKTOP_FILE_NAME = "bandsync-desktop"
 DEMO_SONGS = (
@@ -59,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="with --screenshot: a few simulated members playing"
     )
     parser.add_argument(
+        "--screen",
+        metavar="WxH",
+        type=_screen_size,
+        default=_screen_size(SCREENSHOT_SCREEN),
+        help="with --screenshot: the screen the window starts on, as a real start sizes it "
+        f"(default {SCREENSHOT_SCREEN})",
+    )
+    parser.add_argument(
         "--profile-dir",
         metavar="DIR",
         help="keep settings and set lists under DIR instead of the user's directories",
@@ -71,8 +80,9 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     log.configure(getattr(logging, str(args.log_level).upper(), logging.INFO))
     screenshot = Path(args.screenshot) if args.screenshot else None
+    screen_file: Path | None = None
     if screenshot is not None:
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        screen_file = _offscreen_screen(*args.screen)
     elif not _has_display():
         log.GUI.error(
             "no display to open the console on (DISPLAY/WAYLAND_DISPLAY unset): run with "
@@ -144,6 +154,37 @@ def main(argv: Sequence[str]) -> int:
         asyncio.set_event_loop(None)
         if scratch is not None:
             scratch.cleanup()
+        if screen_file is not None:
+            screen_file.unlink(missing_ok=True)
+
+
+def _screen_size(text: str) -> tuple[int, int]:
+    """``--screen 1366x768``: width and height in pixels."""
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a screen size such as 1366x768")
+    size = int(width), int(height)
+    if not (640 <= size[0] <= 8192 and 480 <= size[1] <= 8192):
+        raise argparse.ArgumentTypeError(f"{text!r}: a screen is 640x480 to 8192x8192")
+    return size
+
+
+def _offscreen_screen(width: int, height: int) -> Path | None:
+    """Render a screenshot on Qt's offscreen platform with a screen of this size, so the
+    window takes the size a real start gives it there (``main_window.initial_size``); Qt's
+    own offscreen screen is 800x800. A platform the caller chose with options is kept.
+
+    Returns the screen's description file (removed at exit), or ``None``.
+    """
+    if os.environ.get("QT_QPA_PLATFORM", "offscreen") != "offscreen":
+        return None
+    screen = {"name": "screenshot", "x": 0, "y": 0, "width": width, "height": height}
+    screen.update({"logicalDpi": 96, "logicalBaseDpi": 96, "dpr": 1})
+    fd, name = tempfile.mkstemp(prefix="bandsync-screen-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump({"screens": [screen]}, out)
+    os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={name}"
+    return Path(name)
 
 
 def freeze_startup_objects() -> None:
@@ -154,12 +195,13 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def _close_on_signals(loop: asyncio.AbstractEventLoop, window: QWidget) -> None:
-    """Ctrl+C or SIGTERM closes the window, which stops the server cleanly first."""
+def _close_on_signals(loop: asyncio.AbstractEventLoop, window: MainWindow) -> None:
+    """Ctrl+C or SIGTERM closes the window, which stops the server cleanly first (without
+    asking: nobody at the window sent the signal)."""
     if sys.platform == "win32":
         return
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, window.close)
+        loop.add_signal_handler(sig, window.quit_without_asking)
 
 
 def _has_display() -> bool:
@@ -188,7 +230,8 @@ async def take_screenshot(window: object, path: Path, *, demo: bool) -> int:
     bridge = window.bridge
     if not await window.start_server():
         return 1
-    window.resize(*SCREENSHOT_SIZE)
+    # The size a real start gives the window on this screen (MainWindow._restore_geometry
+    # with no saved geometry: the screenshot's profile is a fresh one), not a fixed one.
     window.show()
     band: DemoBand | None = None
     try:

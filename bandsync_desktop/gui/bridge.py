@@ -169,6 +169,9 @@ class Bridge(QObject):
         self._requested_tempo: float | None = None
         self._tempo_task: asyncio.Task[Any] | None = None
         self._stop_task: asyncio.Future[None] | None = None
+        # The band session as the last server of this run left it: a restart starts from it,
+        # so Stop/Start server keeps the song, tempo, message and leader key the band had.
+        self._kept: Session | None = None
         self._log_forwarder = _LogForwarder(self)
         self._members_timer = QTimer(self)
         self._members_timer.setInterval(MEMBERS_REFRESH_MS)
@@ -200,7 +203,9 @@ class Bridge(QObject):
         port = self.settings.port if port is None else port
         self._set_state("starting")
         try:
-            app = create_app(self.settings, clock=self._clock, band_session=True)
+            app = create_app(
+                self.settings, clock=self._clock, band_session=True, carry_over=self._kept
+            )
         except ValueError as exc:
             self._set_state("failed")
             raise StartupError(str(exc)) from exc
@@ -228,6 +233,8 @@ class Bridge(QObject):
         )
         self._set_state(f"running on port {runner.port}")
         self._log("info", f"Server started on {host or '0.0.0.0'}:{runner.port}")
+        if self._kept is not None:
+            self._log("info", "The band's song, tempo, message and leader key are kept")
         self._members_timer.start()
         self._status_timer.start()
         self.server_state_changed.emit(True)
@@ -261,6 +268,11 @@ class Bridge(QObject):
             task.cancel()
         runner.service.remove_listener(self._on_publication)
         logging.getLogger(BANDSYNC_LOGGER).removeHandler(self._log_forwarder)
+        # After the accepted commands, before the phones are cut off: what the band had.
+        # A copy: the phones' leaving still changes the server's own while it stops.
+        session = self.session
+        if session is not None:
+            self._kept = Session.from_dict(session.to_dict())
         self._members_timer.stop()
         self._status_timer.stop()
         await runner.stop()
@@ -395,6 +407,12 @@ class Bridge(QObject):
         return self._submit("stop", lambda c: c.stop())
 
     def seek(self, position_ms: float) -> asyncio.Task[Any] | None:
+        """Jump the band to the bar line nearest ``position_ms`` (``bar_start``): a band
+        comes in on a downbeat, never mid-bar."""
+        session = self.session
+        now = self.now_ms()
+        if session is not None and now is not None:
+            position_ms = bar_start(position_ms, session, now)
         return self._submit("seek", lambda c: c.seek(position_ms))
 
     def set_meter(self, beats_per_bar: int, beat_unit: int) -> asyncio.Task[Any] | None:
@@ -530,6 +548,20 @@ def _describe(event: str, payload: Mapping[str, Any]) -> str | None:
     return None
 
 
+def bar_start(position_ms: float, session: Session, now_ms: float) -> float:
+    """The start of the bar nearest ``position_ms`` at the tempo and meter in force now.
+
+    A seek derives the beat at the new position from the tempo now (``Timeline.sought``:
+    beat = position / beat length), so a whole number of bars at that tempo is a downbeat.
+    A position outside the rules' range is left for the rule to refuse.
+    """
+    if not 0.0 <= position_ms < float("inf"):
+        return position_ms
+    segment = session.timeline.segment_at(now_ms)
+    bar_ms = segment.beats_per_bar * segment.beat_ms
+    return round(position_ms / bar_ms) * bar_ms
+
+
 def format_position(ms: float) -> str:
     """``mm:ss.t`` of a song position."""
     tenths = int(max(0.0, ms) // 100)
@@ -544,6 +576,7 @@ __all__ = [
     "ServerStatus",
     "SongSpec",
     "StartupError",
+    "bar_start",
     "format_position",
     "lan_addresses",
     "next_free_port",

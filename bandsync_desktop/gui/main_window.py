@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QLineEdit,
     QMainWindow,
+    QMessageBox,
     QPlainTextEdit,
     QSizePolicy,
     QSplitter,
@@ -33,6 +34,7 @@ from .dialogs import SettingsDialog, app_icon, offer_port, show_about, show_fata
 from .log_panel import LogPanel
 from .members_panel import MembersPanel
 from .message_panel import MessagePanel
+from .plaintext import message_box
 from .setlist import SetLibrary
 from .setlist_panel import DEFAULT_SET, SetListPanel
 from .transport_panel import TempoPanel, TransportPanel
@@ -132,6 +134,7 @@ class MainWindow(QMainWindow):
         self.user_settings = user_settings
         self.interactive = interactive
         self._closing = False
+        self._asked_to_close = False  # the leader already said yes (or nobody can be asked)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.setWindowTitle("BandSync — leader console")
         icon = app_icon()
@@ -191,8 +194,9 @@ class MainWindow(QMainWindow):
         bridge.event_logged.connect(self.log_panel.add)
         bridge.command_failed.connect(self._on_command_failed)
         self.connection_panel.start_requested.connect(lambda: self._spawn(self.start_server()))
-        self.connection_panel.stop_requested.connect(lambda: self._spawn(bridge.stop()))
+        self.connection_panel.stop_requested.connect(self.request_stop)
         self.setlist_panel.problem.connect(lambda text: self.log_panel.add("error", text))
+        self.setlist_panel.saved.connect(lambda text: self.log_panel.add("info", text))
         self.setlist_panel.problem.connect(lambda text: self.statusBar().showMessage(text, 8000))
 
         self.setlist_panel.open_set(str(user_settings.get("current_set", DEFAULT_SET)))
@@ -215,7 +219,7 @@ class MainWindow(QMainWindow):
         start = QAction("&Start", self)
         start.triggered.connect(lambda: self._spawn(self.start_server()))
         stop = QAction("S&top", self)
-        stop.triggered.connect(lambda: self._spawn(self.bridge.stop()))
+        stop.triggered.connect(self.request_stop)
         server_menu.addAction(start)
         server_menu.addAction(stop)
         help_menu = menu.addMenu("&Help")
@@ -295,6 +299,44 @@ class MainWindow(QMainWindow):
             )
             return False
         return True
+
+    def request_stop(self) -> asyncio.Task[Any] | None:
+        """Stop server (the button, the menu): while phones follow, only once the leader
+        says so. Returns the stop under way, or ``None`` if nothing stops."""
+        if not self.bridge.running:
+            return None
+        if not self.confirm_cut_off("Stop the server?", "Stop server"):
+            return None
+        return self._spawn(self.bridge.stop())
+
+    def confirm_cut_off(self, title: str, action: str) -> bool:
+        """Ask before the phones lose the server; True at once when none follows or
+        nobody is there to answer."""
+        followers = self.bridge.status().followers
+        if not self.interactive or followers == 0:
+            return True
+        phones = "1 phone is" if followers == 1 else f"{followers} phones are"
+        box = message_box(
+            self,
+            QMessageBox.Icon.Question,
+            title,
+            f"{phones} following the band and will lose the server: they keep the last "
+            "tempo, but no change reaches them until it is back. The song, tempo, message "
+            "and leader key are kept for the next start.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        yes = box.button(QMessageBox.StandardButton.Yes)
+        if yes is not None:
+            yes.setText(action)
+        answer = box.exec()
+        box.deleteLater()
+        return answer == QMessageBox.StandardButton.Yes
+
+    def quit_without_asking(self) -> None:
+        """Close (Ctrl+C, SIGTERM): nobody is at the window to answer a question."""
+        self._asked_to_close = True
+        self.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
@@ -425,6 +467,10 @@ class MainWindow(QMainWindow):
         """Closing stops the server first (phones are told), then the window closes."""
         if self.bridge.running:
             event.ignore()
+            if not self._closing and not self._asked_to_close:
+                if not self.confirm_cut_off("Quit BandSync?", "Quit"):
+                    return
+                self._asked_to_close = True
             if not self._closing:
                 self._closing = True
                 self._save_state()

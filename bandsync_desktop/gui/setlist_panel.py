@@ -3,6 +3,7 @@ everyone. Sets are saved per set as JSON in the user's data directory."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -26,13 +27,27 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.errors import ValidationError
-from ..core.session import Session
+from ..core.session import Session, Song
 from .bridge import Bridge
 from .plaintext import plain_label, plain_row, plain_tooltip
 from .setlist import SetLibrary, SetList, SetListError, SetSong, read_set_file, write_set_file
-from .transport_panel import count_in_text
+from .transport_panel import count_in_text, tempo_text
 
 DEFAULT_SET = "My set"
+ON_STANDS = "▶ "  # marks the entry whose song the phones have
+
+
+def song_text(number: int, song: SetSong, *, on_stands: bool = False) -> str:
+    """A set-list line: "1. Title   96 BPM · 4/4 · 1-bar count-in"."""
+    mark = ON_STANDS if on_stands else ""
+    return (
+        f"{mark}{number}. {song.title}   {tempo_text(song.tempo_bpm)} BPM · {song.meter_text}"
+        f" · {count_in_text(song.count_in_bars)}"
+    )
+
+
+def _same_song(entry: SetSong, song: Song | None) -> bool:
+    return song is not None and entry.title == song.title and entry.chart == song.chart
 
 
 class SongDialog(QDialog):
@@ -104,17 +119,28 @@ class SongDialog(QDialog):
 class SetListPanel(QGroupBox):
     """Songs of the current set, their editing, and the chart on the stands.
 
+    The entry whose song is on the stands is marked (``ON_STANDS``, bold) and selected
+    whenever the song on the stands changes, whoever changed it, so the list never
+    highlights a song the phones do not have. A tempo change while a song loaded from this
+    list is on the stands is saved to its entry: the next time it loads, it has that tempo.
+
     Signals:
         problem(str): something the leader should read (a file that could not be imported).
+        saved(str): an entry was changed from the session (a tempo saved to the song).
     """
 
     problem = Signal(str)
+    saved = Signal(str)
 
     def __init__(self, bridge: Bridge, library: SetLibrary, parent: QWidget | None = None) -> None:
         super().__init__("SET LIST", parent)
         self._bridge = bridge
         self.library = library
         self.setlist = SetList(DEFAULT_SET)
+        self._stands: Song | None = None  # the song on the stands, as the session has it
+        self._stands_tempo: float | None = None  # its tempo when last seen
+        self._loaded: Song | None = None  # the song this panel last put on the stands
+        self._seen = False  # no session shown yet
 
         self.set_combo = QComboBox()
         self.set_combo.setToolTip("Saved sets")
@@ -213,17 +239,34 @@ class SetListPanel(QGroupBox):
     def _refresh_songs(self, select: int | None = None) -> None:
         current = self.songs.currentRow() if select is None else select
         self.songs.clear()
-        for number, song in enumerate(self.setlist.songs, start=1):
-            text = (
-                f"{number}. {song.title}   {song.tempo_bpm:g} BPM · {song.meter_text}"
-                f" · {count_in_text(song.count_in_bars)}"
-            )
-            item = QListWidgetItem(text)  # an item view draws its text plain
+        for song in self.setlist.songs:
+            item = QListWidgetItem()  # an item view draws its text plain
             # A set file may come from anyone: its chart is escaped for the tooltip.
             item.setToolTip(plain_tooltip(song.chart[:400] or "(no chart)"))
             self.songs.addItem(item)
-        if self.setlist.songs:
+        self._mark_stands()
+        if self.setlist.songs and (current >= 0 or select is not None):
             self.songs.setCurrentRow(max(0, min(current, len(self.setlist.songs) - 1)))
+
+    def stands_row(self) -> int | None:
+        """The entry whose song is on the stands (the one loaded from here first), if any."""
+        if self._stands is None:
+            return None
+        rows = [i for i, e in enumerate(self.setlist.songs) if _same_song(e, self._stands)]
+        return rows[0] if rows else None
+
+    def _mark_stands(self) -> None:
+        """Mark the entry on the stands; every other entry reads as usual."""
+        stands = self.stands_row()
+        for row, song in enumerate(self.setlist.songs):
+            item = self.songs.item(row)
+            if item is None:
+                continue
+            on_stands = row == stands
+            item.setText(song_text(row + 1, song, on_stands=on_stands))
+            font = item.font()
+            font.setBold(on_stands)
+            item.setFont(font)
 
     def _save(self) -> None:
         try:
@@ -289,7 +332,9 @@ class SetListPanel(QGroupBox):
         """Put the selected song on the stands: tempo, meter, count-in and chart for all."""
         row = self.songs.currentRow()
         if 0 <= row < len(self.setlist.songs):
-            self._bridge.set_song(self.setlist.songs[row].spec())
+            entry = self.setlist.songs[row]
+            if self._bridge.set_song(entry.spec()) is not None:
+                self._loaded = Song(entry.title, entry.chart)
 
     def step(self, offset: int) -> None:
         """Previous (-1) or next (+1) song, put on the stands at once (PgUp/PgDn)."""
@@ -299,6 +344,20 @@ class SetListPanel(QGroupBox):
         target = 0 if row < 0 else max(0, min(len(self.setlist.songs) - 1, row + offset))
         self.songs.setCurrentRow(target)
         self.load_current()
+
+    def _save_tempo(self, tempo: float) -> None:
+        """The tempo of the song on the stands changed: its entry keeps the new tempo, if
+        this panel put the song there (a phone's song of the same name is not this entry)."""
+        row = self.stands_row()
+        if row is None or self._loaded != self._stands:
+            return
+        entry = self.setlist.songs[row]
+        if entry.tempo_bpm == tempo:
+            return
+        self.setlist.replace_song(row, replace(entry, tempo_bpm=tempo))
+        self._save()
+        self._mark_stands()
+        self.saved.emit(f"Tempo {tempo_text(tempo)} BPM saved to {entry.title}")
 
     # -- import / export ------------------------------------------------------------------
 
@@ -336,6 +395,19 @@ class SetListPanel(QGroupBox):
 
     def show_session(self, session: Session) -> None:
         song = session.song
+        tempo = session.timeline.latest.tempo_bpm
+        if song != self._stands or not self._seen:
+            # Another song on the stands (or none), from here, a phone or a restart: the
+            # list shows the phones' song, selected, and no other.
+            self._seen = True
+            self._stands = song
+            self._stands_tempo = tempo
+            self._mark_stands()
+            row = self.stands_row()
+            self.songs.setCurrentRow(-1 if row is None else row)
+        elif tempo != self._stands_tempo:
+            self._stands_tempo = tempo
+            self._save_tempo(tempo)
         title = song.title if song else "no song on the stands"
         if self.song_title.text() != title:
             self.song_title.setText(title)

@@ -26,7 +26,7 @@ from ..core.session import Session, Song
 from ..core.timeline import Boundary, bar_beat
 from ..core.validation import COUNT_IN_MAX_BARS
 from . import theme
-from .bridge import TEMPO_MAX, TEMPO_MIN, Bridge, format_position
+from .bridge import TEMPO_MAX, TEMPO_MIN, Bridge, bar_start, format_position
 from .plaintext import plain_label
 from .sizing import SteadyLabel
 from .taptempo import TapTempo
@@ -385,11 +385,9 @@ class TransportPanel(QGroupBox):
         self.seek_slider = QSlider(Qt.Orientation.Horizontal)
         self.seek_slider.setRange(0, SEEK_RANGE_MIN_S * 10)
         self.seek_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.seek_slider.setToolTip("Drag to seek")
+        self.seek_slider.setToolTip("Drag to seek (to the nearest bar line)")
         self.seek_slider.sliderReleased.connect(self._on_seek_released)
-        self.seek_slider.sliderMoved.connect(
-            lambda v: self.clock_label.setText(format_position(v * 100.0))
-        )
+        self.seek_slider.sliderMoved.connect(self._on_seek_moved)
         self._length_ms: float | None = None
 
         buttons = QHBoxLayout()
@@ -452,12 +450,15 @@ class TransportPanel(QGroupBox):
         counting_in = timeline.counting_in_at(now)
         playing = segment.playing
         bb = bar_beat(beat, segment.beats_per_bar)
+        dragging = self.seek_slider.isSliderDown()  # the labels show where the drag lands
         if counting_in:
             remaining = math.ceil((segment.anchor_ms - now) / segment.beat_ms - 1e-6)
-            self.bar_beat_label.setText(f"count-in {remaining}")
+            if not dragging:
+                self.bar_beat_label.setText(f"count-in {remaining}")
             self.phase_label.setText("counting in")
         else:
-            self.bar_beat_label.setText(f"{bb.bar} : {bb.beat}")
+            if not dragging:
+                self.bar_beat_label.setText(f"{bb.bar} : {bb.beat}")
             self.phase_label.setText("playing" if playing else "stopped")
         if not self.seek_slider.isSliderDown():
             self.clock_label.setText(format_position(position))
@@ -487,10 +488,12 @@ class TransportPanel(QGroupBox):
             return
         if length_ms is None:
             self.seek_slider.setMaximum(SEEK_RANGE_MIN_S * 10)
-            self.seek_slider.setToolTip("Drag to seek")
+            self.seek_slider.setToolTip("Drag to seek (to the nearest bar line)")
         else:
             self.seek_slider.setMaximum(max(1, math.ceil(length_ms / 100.0)))
-            self.seek_slider.setToolTip(f"Drag to seek (the song: {format_position(length_ms)})")
+            self.seek_slider.setToolTip(
+                f"Drag to seek to a bar line (the song: {format_position(length_ms)})"
+            )
 
     def _on_play_clicked(self) -> None:
         self._bridge.toggle_play()
@@ -506,5 +509,26 @@ class TransportPanel(QGroupBox):
         if not self._updating:
             self._bridge.set_meter(self.beats.value(), int(self.unit.currentData()))
 
+    def seek_target(self, tenths: int) -> float | None:
+        """Where a seek to slider value ``tenths`` lands: the nearest bar line (ms)."""
+        session = self._bridge.session
+        now = self._bridge.now_ms()
+        if session is None or now is None:
+            return None
+        return bar_start(tenths * 100.0, session, now)
+
+    def _on_seek_moved(self, tenths: int) -> None:
+        """While dragging: the bar and time the band will jump to, not the raw position."""
+        target = self.seek_target(tenths)
+        session = self._bridge.session
+        now = self._bridge.now_ms()
+        if target is None or session is None or now is None:
+            self.clock_label.setText(format_position(tenths * 100.0))
+            return
+        segment = session.timeline.segment_at(now)
+        bar = round(target / (segment.beats_per_bar * segment.beat_ms)) + 1
+        self.bar_beat_label.setText(f"{bar} : 1")
+        self.clock_label.setText(format_position(target))
+
     def _on_seek_released(self) -> None:
-        self._bridge.seek(self.seek_slider.value() * 100.0)
+        self._bridge.seek(self.seek_slider.value() * 100.0)  # the bridge snaps to the bar

@@ -20,8 +20,10 @@ from aiohttp import WSCloseCode, web
 from .. import __version__
 from ..config import Settings
 from ..core.clock import Clock, MonotonicClock
+from ..core.session import Session
 from ..log import SERVER
 from . import handlers
+from .console import carried_over
 from .engine import BandSyncSocketServer
 from .fanout import RoomEmitter, TickFanout
 from .guard import guard_malformed_packets
@@ -41,6 +43,7 @@ FANOUT = web.AppKey("fanout", TickFanout)
 LAG = web.AppKey("lag", LoopLagMonitor)
 STARTED_AT = web.AppKey("started_at", float)
 BAND_SESSION = web.AppKey("band_session", str)
+CARRY_OVER = web.AppKey("carry_over", Session)  # the band session of the previous server
 CLUSTER: web.AppKey[Cluster] = web.AppKey("cluster")
 
 
@@ -50,8 +53,12 @@ def create_app(
     clock: Clock | None = None,
     store: SessionStore | None = None,
     band_session: bool = False,
+    carry_over: Session | None = None,
 ) -> web.Application:
-    """Build the server. ``band_session`` creates the console's protected session at start."""
+    """Build the server. ``band_session`` creates the console's protected session at start;
+    ``carry_over`` (the band session of the console's previous server) makes it start with
+    that session's tempo, meter, count-in, song, message and leader key
+    (``console.carried_over``), unless the store still holds the session (Redis)."""
     clock = clock or MonotonicClock()
     store = store or create_store(settings.redis_url, ttl_s=settings.idle_expiry_s)
     cluster = _cluster_for(store, settings, clock)
@@ -95,6 +102,8 @@ def create_app(
     add_web_routes(app)
     if band_session:
         app[BAND_SESSION] = settings.band_session_id
+        if carry_over is not None:
+            app[CARRY_OVER] = carry_over
     app.cleanup_ctx.append(_lifecycle)
     return app
 
@@ -117,6 +126,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if cluster is not None:
         await cluster.start(service)  # members of this node's previous life become away
     if BAND_SESSION in app:
+        if CARRY_OVER in app and app[CARRY_OVER].session_id == app[BAND_SESSION]:
+            # A store that kept the session (Redis) keeps it: create refuses an existing id.
+            await service.store.create(carried_over(app[CARRY_OVER], service.clock.now_ms()))
         await service.ensure_session(app[BAND_SESSION], console_hosted=True)
     jobs: list[Coroutine[Any, Any, None]] = [
         run_ticker(service, settings.tick_hz, app[FANOUT]),

@@ -43,11 +43,52 @@ def test_screenshot_mode_with_demo_members(tmp_path: Path, qapp: object) -> None
     )
     assert result.returncode == 0, result.stderr
     image = QImage(str(out))
-    assert not image.isNull() and image.width() >= 1400 and image.height() >= 900
+    # The size a real start gives the window on the default 1920x1080 screen.
+    assert not image.isNull() and (image.width(), image.height()) == (1600, 980)
     assert "Task was destroyed but it is pending" not in result.stderr
     assert " ERROR " not in result.stderr and "Traceback" not in result.stderr
     # The demo set list went to the given profile, never to the user's own directories.
     assert list((tmp_path / "profile" / "data" / "sets").glob("*.json"))
+
+
+def test_screenshot_on_a_laptop_screen_is_what_a_laptop_start_shows(tmp_path: Path) -> None:
+    """--screen: the window is sized as a real start sizes it there (a 1366x768 laptop's
+    start fills its screen, it never opens bigger than the screen)."""
+    out = tmp_path / "laptop.png"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bandsync_desktop",
+            "--screenshot",
+            str(out),
+            "--screen",
+            "1366x768",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--profile-dir",
+            str(tmp_path / "profile"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (1366, 768)
+    bad = subprocess.run(
+        [sys.executable, "-m", "bandsync_desktop", "--screenshot", str(out), "--screen", "big"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        check=False,
+    )
+    assert bad.returncode == 2 and "not a screen size such as 1366x768" in bad.stderr
 
 
 def test_no_display_is_a_clear_error(tmp_path: Path) -> None:

@@ -155,8 +155,9 @@ def test_escape_and_song_keys_work_in_any_input(
     bridge = console.bridge
     songs = console.setlist_panel.songs
     for widget in inputs(console):
-        run(bridge.seek(30_000.0))
-        qtbot.waitUntil(lambda: last_seek(band) == 30_000.0, timeout=3000)
+        # A bar line at 120 BPM and at song One's 100 BPM (4/4): a console seek snaps to one.
+        run(bridge.seek(24_000.0))
+        qtbot.waitUntil(lambda: last_seek(band) == 24_000.0, timeout=3000)
         focus(console, qtbot, widget)
         before = state(widget)
         qtbot.keyClick(widget, Qt.Key.Key_Escape)  # stop: back to the top for everyone

@@ -75,9 +75,9 @@ def test_seek_slider_seeks_for_everyone(
     ana = followers("Ana")
     slider = console.transport_panel.seek_slider
     slider.setSliderDown(True)
-    slider.setValue(425)  # tenths of a second
+    slider.setValue(425)  # tenths of a second: 42.5 s, a quarter into bar 22 at 120 BPM 4/4
     slider.setSliderDown(False)  # released: sliderReleased seeks
     qtbot.waitUntil(lambda: bool(ana.payloads("seek")), timeout=5000)
-    assert ana.payloads("seek")[-1]["positionMs"] == 42_500.0
+    assert ana.payloads("seek")[-1]["positionMs"] == 42_000.0  # the nearest bar line
     qtbot.mouseClick(console.transport_panel.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: ana.payloads("seek")[-1]["positionMs"] == 0.0, timeout=5000)
