@@ -1,18 +1,21 @@
 """The console's commands as plain typed methods (no Qt).
 
-Each method validates its arguments with the same ``core.validation`` functions a socket
-event goes through and runs the same ``Session`` rule through
-``SessionService.console_command``, with the console's authority. So the console and the
-phones obey one rule set, and every change is published to the phones exactly as a socket
-command would be. Bad input raises a ``BandSyncError`` and changes nothing.
+Each method builds the protocol payload a phone would send and submits it through the one
+command table (``core.commands.COMMANDS``): the same parser validates it and the same
+``Session`` rule runs, through ``SessionService.console_command`` with the console's
+authority. So the console and the phones obey one rule set, and every change is published to
+the phones exactly as a socket command would be. Bad input raises a ``BandSyncError`` and
+changes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from ..core import validation
-from ..core.session import CONSOLE, AwayMember, Session, Song, member_id
+from ..core.commands import COMMANDS
+from ..core.session import CONSOLE, AwayMember, Session, member_id
 from ..core.timeline import Boundary, Timeline
 from .service import SessionService
 
@@ -46,82 +49,63 @@ class ConsoleFacade:
         """The last state of the session this node wrote or read (no I/O)."""
         return self.service.sessions.get(self.session_id)
 
+    async def submit(self, name: str, payload: Mapping[str, Any]) -> Session:
+        """Run the command ``name`` of the one table (``core.commands.COMMANDS``) with a
+        protocol payload, with the console's authority: validated by the same parser and
+        ruled by the same rule as when a phone sends it.
+
+        Raises:
+            BandSyncError: the payload is invalid or the rule refuses; nothing changed.
+        """
+        action = COMMANDS[name].parse(payload, self.service.rules)
+        return await self.service.console_command(self.session_id, action)
+
     async def set_tempo(self, bpm: float, boundary: Boundary = "beat") -> Session:
         """Change the tempo (20-280 BPM), on the next beat while playing."""
-        tempo = validation.tempo(bpm)
-        rules = self.service.rules
-        return await self.service.console_command(
-            self.session_id, lambda s, a, now: s.set_tempo(now, a, tempo, boundary, rules)
-        )
+        return await self.submit("set_tempo", {"tempo": bpm, "quantize": boundary})
 
     async def set_meter(
         self, beats_per_bar: int, beat_unit: int, boundary: Boundary = "bar"
     ) -> Session:
         """Change the meter, on the next bar while playing."""
-        beats, unit = validation.meter(beats_per_bar, beat_unit)
-        rules = self.service.rules
-        return await self.service.console_command(
-            self.session_id, lambda s, a, now: s.set_meter(now, a, beats, unit, boundary, rules)
+        return await self.submit(
+            "set_meter", {"beatsPerBar": beats_per_bar, "beatUnit": beat_unit, "quantize": boundary}
         )
 
     async def set_count_in(self, bars: int) -> Session:
         """Count-in length in bars (0-4) for the next play."""
-        count = validation.count_in_bars(bars)
-        return await self.service.console_command(
-            self.session_id, lambda s, a, now: s.set_count_in(now, a, count)
-        )
+        return await self.submit("set_count_in", {"bars": bars})
 
     async def play(self) -> Session:
         """Start after the session's count-in."""
-        rules = self.service.rules
-        return await self.service.console_command(
-            self.session_id, lambda s, a, now: s.play(now, a, rules)
-        )
+        return await self.submit("play", {})
 
     async def pause(self) -> Session:
-        return await self.service.console_command(
-            self.session_id, lambda s, a, now: s.pause(now, a)
-        )
+        return await self.submit("pause", {})
 
     async def stop(self) -> Session:
         """Pause and go back to the top."""
-        return await self.service.console_command(self.session_id, lambda s, a, now: s.stop(now, a))
+        return await self.submit("stop", {})
 
     async def seek(self, position_ms: float) -> Session:
-        position = validation.position(position_ms)
-        rules = self.service.rules
-        return await self.service.console_command(
-            self.session_id, lambda s, a, now: s.seek(now, a, position, rules)
-        )
+        return await self.submit("seek", {"position": position_ms})
 
     async def set_message(self, text: str) -> Session:
-        message = validation.message(text)
-        return await self.service.console_command(
-            self.session_id, lambda s, a, now: s.set_message(now, a, message)
-        )
+        return await self.submit("update_message", {"message": text})
 
     async def set_song(self, spec: SongSpec | None) -> Session:
         """Put a song on the stands (or clear it): title, chart, tempo, meter, count-in."""
-        rules = self.service.rules
         if spec is None:
-            return await self.service.console_command(
-                self.session_id,
-                lambda s, a, now: s.set_song(now, a, None, None, None, None, rules),
-            )
-        song = Song(validation.title(spec.title), validation.chart(spec.chart))
-        tempo = None if spec.tempo_bpm is None else validation.tempo(spec.tempo_bpm)
-        meter = (
-            None
-            if spec.beats_per_bar is None
-            else validation.meter(spec.beats_per_bar, spec.beat_unit or 4)
-        )
-        count_in = (
-            None if spec.count_in_bars is None else validation.count_in_bars(spec.count_in_bars)
-        )
-        return await self.service.console_command(
-            self.session_id,
-            lambda s, a, now: s.set_song(now, a, song, tempo, meter, count_in, rules),
-        )
+            return await self.submit("set_song", {"song": None})
+        song: dict[str, Any] = {"title": spec.title, "chart": spec.chart}
+        if spec.tempo_bpm is not None:
+            song["tempo"] = spec.tempo_bpm
+        if spec.beats_per_bar is not None:
+            song["beatsPerBar"] = spec.beats_per_bar
+            song["beatUnit"] = spec.beat_unit or 4
+        if spec.count_in_bars is not None:
+            song["countInBars"] = spec.count_in_bars
+        return await self.submit("set_song", {"song": song})
 
     async def hand_over(self, client_id: str) -> Session:
         """Pass the lead to a member, named by its client id (or ``CONSOLE``: back to it).
@@ -130,10 +114,7 @@ class ConsoleFacade:
         session, never taken from the network; the rule itself resolves public ids only, so
         the console's id is turned into that member's public id here, and nothing else is.
         """
-        ref = _public_ref(client_id)
-        return await self.service.console_command(
-            self.session_id, lambda s, a, now: s.hand_over(now, a, ref)
-        )
+        return await self.submit("hand_over", {"to": _public_ref(client_id)})
 
     async def take_lead(self) -> Session:
         """Take the lead back to the console."""

@@ -14,9 +14,10 @@ from typing import Any
 import socketio
 
 from ..core import validation
+from ..core.commands import COMMANDS, Command
 from ..core.errors import BandSyncError, ErrorCode, SessionExists, ValidationError
 from ..core.ratelimit import TokenBucket
-from ..core.session import ANONYMOUS_PREFIX, Notice, Session, Song, member_id
+from ..core.session import ANONYMOUS_PREFIX, Session, member_id
 from ..log import SERVER
 from .service import Connection, SessionService, new_session_id, parse_join
 
@@ -128,30 +129,6 @@ def _joined(session: Session, sid: str) -> dict[str, Any]:
     }
 
 
-def parse_song(
-    data: Any,
-) -> tuple[Song | None, float | None, tuple[int, int] | None, int | None]:
-    """A ``set_song`` song object: title and chart, with optional tempo/meter/count-in."""
-    if data is None:
-        return None, None, None, None
-    song = validation.payload(data)
-    tempo = validation.tempo(song["tempo"]) if song.get("tempo") is not None else None
-    meter = None
-    if song.get("beatsPerBar") is not None or song.get("beatUnit") is not None:
-        meter = validation.meter(song.get("beatsPerBar", 4), song.get("beatUnit", 4))
-    count_in = (
-        validation.count_in_bars(song["countInBars"])
-        if song.get("countInBars") is not None
-        else None
-    )
-    return (
-        Song(validation.title(song.get("title")), validation.chart(song.get("chart"))),
-        tempo,
-        meter,
-        count_in,
-    )
-
-
 def register(sio: socketio.AsyncServer, service: SessionService) -> None:
     """Attach every protocol event to ``sio``."""
     registry = _Registry(sio, service)
@@ -167,12 +144,6 @@ def register(sio: socketio.AsyncServer, service: SessionService) -> None:
 
     sio.on("connect", connect)
     sio.on("disconnect", disconnect)
-
-    async def command(
-        sid: str, payload: Mapping[str, Any], action: Callable[[Session, str, float], list[Notice]]
-    ) -> dict[str, Any]:
-        session = await service.command(sid, _session_id(payload), action)
-        return _version(session)
 
     # -- membership -------------------------------------------------------------------------
 
@@ -206,13 +177,6 @@ def register(sio: socketio.AsyncServer, service: SessionService) -> None:
         session = await service.set_role(sid, _session_id(payload), role, key)
         return _version(session)
 
-    @on("hand_over")
-    async def hand_over(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        target = payload.get("to")
-        if not isinstance(target, str) or not target:
-            raise ValidationError("to must be a member's socketId or memberId")
-        return await command(sid, payload, lambda s, a, now: s.hand_over(now, a, target))
-
     @on("remove_member")
     async def remove_member(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         target = payload.get("member")
@@ -223,63 +187,18 @@ def register(sio: socketio.AsyncServer, service: SessionService) -> None:
         await service.remove_member(session_id, actor, target)
         return {"sessionId": session_id}
 
-    # -- transport (leader only) ------------------------------------------------------------
+    # -- the leader's commands: one table (core/commands.py) for sockets and console ------
 
-    @on("set_tempo")
-    async def set_tempo(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        bpm = validation.tempo(payload.get("tempo", payload.get("tempoBpm")))
-        boundary = validation.quantize(payload.get("quantize"), "beat")
-        return await command(
-            sid, payload, lambda s, a, now: s.set_tempo(now, a, bpm, boundary, rules)
-        )
+    def command_handler(command: Command) -> Handler:
+        async def handle(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+            action = command.parse(payload, rules)  # the payload is validated once, here
+            session = await service.command(sid, _session_id(payload), action)
+            return _version(session)
 
-    @on("set_meter")
-    async def set_meter(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        beats, unit = validation.meter(payload.get("beatsPerBar"), payload.get("beatUnit", 4))
-        boundary = validation.quantize(payload.get("quantize"), "bar")
-        return await command(
-            sid, payload, lambda s, a, now: s.set_meter(now, a, beats, unit, boundary, rules)
-        )
+        return handle
 
-    @on("set_count_in")
-    async def set_count_in(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        bars = validation.count_in_bars(payload.get("bars", payload.get("countInBars")))
-        return await command(sid, payload, lambda s, a, now: s.set_count_in(now, a, bars))
-
-    @on("play")
-    async def play(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        raw = payload.get("countInBars")
-        bars = None if raw is None else validation.count_in_bars(raw)
-        return await command(sid, payload, lambda s, a, now: s.play(now, a, rules, bars))
-
-    @on("pause")
-    async def pause(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        return await command(sid, payload, lambda s, a, now: s.pause(now, a))
-
-    @on("stop")
-    async def stop(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        return await command(sid, payload, lambda s, a, now: s.stop(now, a))
-
-    @on("seek")
-    async def seek(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        position = validation.position(payload.get("position", payload.get("positionMs")))
-        return await command(sid, payload, lambda s, a, now: s.seek(now, a, position, rules))
-
-    @on("update_message")
-    async def update_message(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        if "message" not in payload:
-            raise ValidationError("message is required", ErrorCode.INVALID_MESSAGE)
-        text = validation.message(payload.get("message"))
-        return await command(sid, payload, lambda s, a, now: s.set_message(now, a, text))
-
-    @on("set_song")
-    async def set_song(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        song, tempo, meter, count_in = parse_song(payload.get("song"))
-        return await command(
-            sid,
-            payload,
-            lambda s, a, now: s.set_song(now, a, song, tempo, meter, count_in, rules),
-        )
+    for command in COMMANDS.values():
+        on(command.name)(command_handler(command))
 
     # -- time and health --------------------------------------------------------------------
 

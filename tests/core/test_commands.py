@@ -1,0 +1,84 @@
+"""The command table: each command parses a protocol payload once and binds its rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from bandsync_desktop.core.commands import COMMANDS
+from bandsync_desktop.core.errors import BandSyncError, ErrorCode, NotLeader
+from bandsync_desktop.core.session import CONSOLE, Rules, Session, member_id
+
+RULES = Rules()
+T0 = 1_000_000.0
+
+GOOD = {
+    "set_tempo": {"tempo": 133, "quantize": "now"},
+    "set_meter": {"beatsPerBar": 3, "beatUnit": 4},
+    "set_count_in": {"bars": 2},
+    "play": {"countInBars": 1},
+    "pause": {},
+    "stop": {},
+    "seek": {"position": 5000},
+    "update_message": {"message": "hi"},
+    "set_song": {"song": {"title": "T", "tempo": 90, "beatsPerBar": 6, "beatUnit": 8}},
+    "hand_over": {"to": member_id("b")},
+}
+BAD = {
+    "set_tempo": ({"tempo": 300}, ErrorCode.INVALID_TEMPO),
+    "set_meter": ({"beatsPerBar": 17}, ErrorCode.INVALID_METER),
+    "set_count_in": ({"bars": 9}, ErrorCode.INVALID_COUNT_IN),
+    "play": ({"countInBars": -1}, ErrorCode.INVALID_COUNT_IN),
+    "seek": ({"position": -1}, ErrorCode.INVALID_POSITION),
+    "update_message": ({}, ErrorCode.INVALID_MESSAGE),
+    "set_song": ({"song": {"title": ""}}, ErrorCode.INVALID_SONG),
+    "hand_over": ({"to": ""}, ErrorCode.INVALID_PAYLOAD),
+}
+
+
+def band() -> Session:
+    s = Session.create("gig", T0)
+    for cid in ("a", "b"):
+        s.join(
+            T0,
+            f"sock-{cid}",
+            client_id=cid,
+            display_name=cid,
+            role=None,
+            key=None,
+            device=None,
+            rules=RULES,
+        )
+    s.set_role(T0, "a", "leader", None)
+    return s
+
+
+def test_every_leader_command_is_in_the_table_once():
+    assert sorted(COMMANDS) == sorted(GOOD)
+    assert set(BAD) <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_a_valid_payload_binds_the_rule_for_the_leader_and_the_console(name):
+    for actor in ("a", CONSOLE):
+        s = band()
+        before = s.version
+        COMMANDS[name].parse(GOOD[name], RULES)(s, actor, T0 + 1)
+        assert s.version > before or name in ("pause",)  # (pause while stopped: nothing)
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_a_follower_is_refused_by_the_same_rule(name):
+    s = band()
+    before = s.to_dict()
+    action = COMMANDS[name].parse(GOOD[name], RULES)
+    with pytest.raises(NotLeader):
+        action(s, "b", T0 + 1)
+    assert s.to_dict() == before
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_a_bad_payload_is_refused_before_any_rule(name):
+    payload, code = BAD[name]
+    with pytest.raises(BandSyncError) as refused:
+        COMMANDS[name].parse(payload, RULES)
+    assert refused.value.code == code
