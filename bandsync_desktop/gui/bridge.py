@@ -30,14 +30,13 @@ from ..core.errors import BandSyncError
 from ..core.health import classify
 from ..core.session import CONSOLE, CONSOLE_NAME, Session
 from ..core.timeline import Boundary
+from ..core.validation import TEMPO_MAX, TEMPO_MIN
 from ..log import GUI
 from ..server.app import LAG, ServerRunner, create_app
 from ..server.console import ConsoleFacade, SongSpec
 from ..server.net import next_free_port, port_is_free
 from ..server.storage import StoreState
 
-TEMPO_MIN = 20.0
-TEMPO_MAX = 280.0
 MEMBERS_REFRESH_MS = 250  # coalesced member-table updates at most this often
 STATUS_REFRESH_MS = 1000  # connection panel figures (lag, counts, "last seen" ages)
 BANDSYNC_LOGGER = "bandsync"  # parent of the server, storage and core loggers

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
+from ..core.validation import BEATS_PER_BAR_MAX, BEATS_PER_BAR_MIN, TEMPO_MAX, TEMPO_MIN
 from ..log import GUI
 from .plaintext import message_box, plain_label, plain_row
 
@@ -129,10 +130,10 @@ class SettingsDialog(QDialog):
         self.redis_url = QLineEdit(values.get("redis_url") or "")
         self.redis_url.setPlaceholderText("empty: sessions in memory; or redis://host:6379/0")
         self.tempo = QSpinBox()
-        self.tempo.setRange(20, 280)
+        self.tempo.setRange(int(TEMPO_MIN), int(TEMPO_MAX))
         self.tempo.setValue(round(float(values.get("default_tempo", 120))))
         self.beats = QSpinBox()
-        self.beats.setRange(1, 16)
+        self.beats.setRange(BEATS_PER_BAR_MIN, BEATS_PER_BAR_MAX)
         self.beats.setValue(int(values.get("default_beats_per_bar", 4)))
         self.unit = QComboBox()
         for unit in (2, 4, 8, 16):

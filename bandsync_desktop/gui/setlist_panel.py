@@ -28,6 +28,13 @@ from PySide6.QtWidgets import (
 
 from ..core.errors import ValidationError
 from ..core.session import Session, Song
+from ..core.validation import (
+    BEATS_PER_BAR_MAX,
+    BEATS_PER_BAR_MIN,
+    COUNT_IN_MAX_BARS,
+    TEMPO_MAX,
+    TEMPO_MIN,
+)
 from .bridge import Bridge
 from .plaintext import plain_label, plain_row, plain_tooltip
 from .setlist import SetLibrary, SetList, SetListError, SetSong, read_set_file, write_set_file
@@ -59,17 +66,17 @@ class SongDialog(QDialog):
         song = song or SetSong(title="")
         self.title = QLineEdit(song.title)
         self.tempo = QSpinBox()
-        self.tempo.setRange(20, 280)
+        self.tempo.setRange(int(TEMPO_MIN), int(TEMPO_MAX))
         self.tempo.setValue(round(song.tempo_bpm))
         self.beats = QSpinBox()
-        self.beats.setRange(1, 16)
+        self.beats.setRange(BEATS_PER_BAR_MIN, BEATS_PER_BAR_MAX)
         self.beats.setValue(song.beats_per_bar)
         self.unit = QComboBox()
         for unit in (2, 4, 8, 16):
             self.unit.addItem(str(unit), unit)
         self.unit.setCurrentIndex(max(0, self.unit.findData(song.beat_unit)))
         self.count_in = QSpinBox()
-        self.count_in.setRange(0, 4)
+        self.count_in.setRange(0, COUNT_IN_MAX_BARS)
         self.count_in.setValue(song.count_in_bars)
         self.chart = QPlainTextEdit(song.chart)
         self.chart.setPlaceholderText("Chords and lyrics, e.g.\n[Verse]\nC  G  Am  F")

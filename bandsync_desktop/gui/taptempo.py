@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections import deque
 
 from ..core.clock import Clock
+from ..core.validation import TEMPO_MAX, TEMPO_MIN
 
 MAX_TAPS = 8  # the average of the last seven intervals
 RESET_AFTER_MS = 2_000.0  # a pause this long starts a new count
-TEMPO_MIN = 20.0
-TEMPO_MAX = 280.0
 
 
 class TapTempo:

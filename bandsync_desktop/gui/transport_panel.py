@@ -24,9 +24,15 @@ from PySide6.QtWidgets import (
 from ..core.clock import Clock
 from ..core.session import Session, Song
 from ..core.timeline import Boundary, bar_beat
-from ..core.validation import COUNT_IN_MAX_BARS
+from ..core.validation import (
+    BEATS_PER_BAR_MAX,
+    BEATS_PER_BAR_MIN,
+    COUNT_IN_MAX_BARS,
+    TEMPO_MAX,
+    TEMPO_MIN,
+)
 from . import theme
-from .bridge import TEMPO_MAX, TEMPO_MIN, Bridge, bar_start, format_position
+from .bridge import Bridge, bar_start, format_position
 from .plaintext import plain_label
 from .sizing import SteadyLabel
 from .taptempo import TapTempo
@@ -372,7 +378,7 @@ class TransportPanel(QGroupBox):
         self.count_in.setToolTip("Count-in before play starts (0-4 bars)")
         self.count_in.valueChanged.connect(self._on_count_in_changed)
         self.beats = QSpinBox()
-        self.beats.setRange(1, 16)
+        self.beats.setRange(BEATS_PER_BAR_MIN, BEATS_PER_BAR_MAX)
         self.beats.setToolTip("Meter: beats per bar")
         self.beats.valueChanged.connect(self._on_meter_changed)
         self.unit = QComboBox()
