@@ -342,9 +342,7 @@ class GuardedConnection(asyncio.Protocol):
         self._transport = transport
         self._guard.hold(self)
         loop = self._guard.loop or asyncio.get_running_loop()
-        self._deadline = loop.call_later(
-            self._guard.header_timeout_s, self._on_header_timeout
-        )
+        self._deadline = loop.call_later(self._guard.header_timeout_s, self._on_header_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self._handler is not None:
