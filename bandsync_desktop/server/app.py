@@ -34,7 +34,7 @@ from .tcpguard import GuardedSite, TcpGuard, raise_open_files_limit
 from .web import add_web_routes
 
 if TYPE_CHECKING:
-    from .storage.cluster import Cluster
+    from .cluster import Cluster
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICE = web.AppKey("service", SessionService)
@@ -112,7 +112,7 @@ def _cluster_for(store: SessionStore, settings: Settings, clock: Clock) -> Clust
     """With a Redis store: this node's place among the nodes sharing that Redis."""
     if store.kind != "redis":
         return None
-    from .storage.cluster import Cluster  # imported lazily: memory mode needs no redis client
+    from .cluster import Cluster  # imported lazily: memory mode needs no redis client
     from .storage.resilient import ResilientStore
 
     return Cluster(store, settings, clock) if isinstance(store, ResilientStore) else None

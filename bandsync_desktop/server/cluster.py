@@ -30,15 +30,15 @@ from typing import TYPE_CHECKING, Any, Final
 import socketio
 from redis import asyncio as aioredis
 
-from ...config import Settings
-from ...core.clock import Clock
-from ...core.session import Notice, Session
-from ...log import STORAGE
-from .redis import one_retry
-from .resilient import BACKOFF_S, UNREACHABLE, ResilientStore
+from ..config import Settings
+from ..core.clock import Clock
+from ..core.session import Notice, Session
+from ..log import STORAGE
+from .storage.redis import one_retry
+from .storage.resilient import BACKOFF_S, UNREACHABLE, ResilientStore
 
 if TYPE_CHECKING:
-    from ..service import SessionService
+    from .service import SessionService
 
 #: Events every node computes and sends to its own sockets only: never published.
 LOCAL_ONLY: Final = frozenset({"scroll_tick", "heartbeat", "server_shutdown"})
