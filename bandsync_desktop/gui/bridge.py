@@ -32,9 +32,10 @@ from ..core.session import CONSOLE, CONSOLE_NAME, Session
 from ..core.timeline import Boundary
 from ..core.validation import TEMPO_MAX, TEMPO_MIN
 from ..log import GUI
-from ..server.app import LAG, ServerRunner, create_app
+from ..server.app import ServerRunner, create_app
 from ..server.console import ConsoleFacade, SongSpec
 from ..server.net import next_free_port, port_is_free
+from ..server.readmodel import ServerView
 from ..server.storage import StoreState
 
 MEMBERS_REFRESH_MS = 250  # coalesced member-table updates at most this often
@@ -160,6 +161,8 @@ class Bridge(QObject):
         self._clock = clock  # the server's clock; None means the real monotonic one
         self.session_id = settings.band_session_id
         self.runner: ServerRunner | None = None
+        #: What the console reads of the running server, and its subscription.
+        self.view: ServerView | None = None
         self.console: ConsoleFacade | None = None
         self._state = "stopped"
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -225,7 +228,8 @@ class Bridge(QObject):
             raise StartupError(f"cannot listen on {host}:{port}: {exc}") from exc
         self.runner = runner
         self.console = ConsoleFacade(runner.service, self.session_id)
-        runner.service.add_listener(self._on_publication)
+        self.view = ServerView.of(runner.app)
+        self.view.subscribe(self._on_publication)
         logging.getLogger(BANDSYNC_LOGGER).addHandler(self._log_forwarder)
         self._urls = tuple(
             f"http://{address}:{runner.port}/s/{self.session_id}" for address in lan_addresses(host)
@@ -265,7 +269,8 @@ class Bridge(QObject):
             await asyncio.wait(list(self._tasks), timeout=2.0)
         for task in list(self._tasks):
             task.cancel()
-        runner.service.remove_listener(self._on_publication)
+        if self.view is not None:
+            self.view.unsubscribe(self._on_publication)
         logging.getLogger(BANDSYNC_LOGGER).removeHandler(self._log_forwarder)
         # After the accepted commands, before the phones are cut off: what the band had.
         # A copy: the phones' leaving still changes the server's own while it stops.
@@ -277,6 +282,7 @@ class Bridge(QObject):
         await runner.stop()
         self.runner = None
         self.console = None
+        self.view = None
         self._set_state("stopped")
         self._log("info", "Server stopped")
         self.server_state_changed.emit(False)
@@ -291,12 +297,13 @@ class Bridge(QObject):
 
     def now_ms(self) -> float | None:
         """Server time, or ``None`` when the server is not running."""
-        return self.runner.service.clock.now_ms() if self.runner is not None else None
+        return self.view.now_ms() if self.view is not None else None
 
     def status(self) -> ServerStatus:
         runner = self.runner
+        view = self.view
         session = self.session
-        if runner is None:
+        if runner is None or view is None:
             return ServerStatus(
                 self._state,
                 False,
@@ -311,8 +318,8 @@ class Bridge(QObject):
                 None,
                 None,
             )
-        lag = runner.app[LAG].summary()
-        store = runner.service.store
+        lag = view.loop_lag()
+        store_state = view.store_state
         leader_name = None
         if session is not None:
             leader = session.leader
@@ -331,24 +338,23 @@ class Bridge(QObject):
             urls=self._urls,
             leader_key=session.leader_key if session else None,
             leader_name=leader_name,
-            store=STORE_TEXT.get(store.state, str(store.state)),
+            store=STORE_TEXT.get(store_state, str(store_state)),
             followers=len(session.members) if session else 0,
-            connections=len(runner.service.connections),
-            lag_p50_ms=lag["p50Ms"],
-            lag_p99_ms=lag["p99Ms"],
+            connections=view.connection_count,
+            lag_p50_ms=lag.p50_ms,
+            lag_p99_ms=lag.p99_ms,
         )
 
     def member_rows(self) -> list[MemberRow]:
         """The member table now, in joining order."""
-        runner = self.runner
+        view = self.view
         session = self.session
-        if runner is None or session is None:
+        if view is None or session is None:
             return []
-        now = runner.service.clock.now_ms()
+        now = view.now_ms()
         rows = []
         for member in sorted(session.members.values(), key=lambda m: (m.joined_at, m.client_id)):
-            connection = runner.service.connections.get(member.socket_id)
-            link = connection.link if connection is not None else None
+            link = view.link(member.socket_id)
             rtt = link.rtt_ms if link else None
             uncertainty = link.uncertainty_ms if link else None
             seen = (now - link.last_seen) / 1000.0 if link and link.last_seen else None
