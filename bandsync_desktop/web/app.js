@@ -11,8 +11,10 @@ import {
   burst, BURST_GAP_MS, PERIODIC_EVERY_MS, PERIODIC_GAP_MS, PERIODIC_SAMPLES, REPORT_EVERY_MS,
   reportSync, serverNow,
 } from './clock.js';
+import { setChartSize, stepChartSize, storedChartSize, watchChartBox } from './chart.js';
 import {
-  connectSocket, leave, onJoinSubmit, sessionFromPath, startJoin, validateName,
+  changeSession, connectSocket, DEFAULT_SESSION, onJoinSubmit, requestLeave, sessionFromPath,
+  startJoin, validateName,
 } from './connection.js';
 import { el, setText } from './dom.js';
 import { exposeHook } from './hook.js';
@@ -27,10 +29,17 @@ function init() {
   const params = new URLSearchParams(window.location.search);
   const queryName = params.get('name');
   el.nameInput.value = queryName ?? load(STORE.name, '');
+  // the session is always on the form, filled in: from the link (the QR code's /s/<id>), else
+  // the last one this phone played in, else the console's band session
+  el.sessionInput.value = pathSession ?? load(STORE.session, DEFAULT_SESSION);
   if (pathSession) {
-    el.sessionField.hidden = true;
     setText(el.sessionLabel, 'Session ' + pathSession);
   }
+  setChartSize(storedChartSize());
+  watchChartBox();
+  el.chartSmaller.addEventListener('click', () => stepChartSize(-1));
+  el.chartLarger.addEventListener('click', () => stepChartSize(1));
+  el.aloneChange.addEventListener('click', changeSession);
   el.joinForm.addEventListener('submit', onJoinSubmit);
   el.clickToggle.addEventListener('click', () => setClick(!state.clickEnabled));
   el.nudgeDown.addEventListener('click', () => setNudge(state.nudgeMs - NUDGE_STEP));
@@ -52,7 +61,7 @@ function init() {
       el.leadTempo.blur();
     }
   });
-  el.leave.addEventListener('click', leave);
+  el.leave.addEventListener('click', requestLeave);
   setNudge(state.nudgeMs);
   // The click needs a user gesture to start audio: it stays off until the toggle is pressed.
   state.clickEnabled = false;

@@ -7,12 +7,18 @@
  *   - a line with bar lines `|` lasts as many bars as it has non-empty cells between them
  *     (`|: G | C :|` is 2 bars; a last cell `x2` repeats the line: `| G | C | x2` is 4 bars);
  *   - a line of chord symbols only (`G  C/B  Am7`) lasts 1 bar;
- *   - headers (`Verse:`, `[Chorus]`, `{title: ...}`), blank lines and every other text line
- *     (lyrics under a chord line, notes) take no time: they belong to the chord line above
- *     (text before the first chord line belongs to the first one);
+ *   - a ChordPro lyric line with inline chords (`[C]Some [G]words`) is a chord line over its
+ *     lyrics: 1 bar, or as many as its bar lines say (`| [C]Some | [G]words |` is 2 bars);
+ *     a line of bracketed chords only (`[C] [G]`) is a chord line too;
+ *   - headers (`Verse:`, `[Chorus]`), ChordPro directives (`{title: ...}`, `{soc}`,
+ *     `{comment: ...}`, any `{...}`), blank lines and every other text line (lyrics under a
+ *     chord line, notes) take no time: they belong to the chord line above (text before the
+ *     first chord line belongs to the first one);
  *   - a chart with no chord line at all gives every text line 1 bar, so a plain lyric sheet
  *     still moves.
  * Bars are counted from 0 at the song's start (bar:beat 1:1).
+ *
+ * `parseDirective` and `parseInline` are the ChordPro reading chart.js renders from.
  */
 (function (root, factory) {
   'use strict';
@@ -40,6 +46,67 @@
     ')$',
   );
   const REPEAT_RE = /^\(?[x×]\s*(\d{1,3})\)?$/i;
+
+  /** ChordPro's short directive names, by their long ones' names. */
+  const DIRECTIVE_ALIASES = Object.freeze({
+    t: 'title', st: 'subtitle', c: 'comment', ci: 'comment_italic', cb: 'comment_box',
+    soc: 'start_of_chorus', eoc: 'end_of_chorus', sov: 'start_of_verse', eov: 'end_of_verse',
+    sob: 'start_of_bridge', eob: 'end_of_bridge', sot: 'start_of_tab', eot: 'end_of_tab',
+    a: 'artist',
+  });
+  const DIRECTIVE_RE = /^\{\s*([A-Za-z_][\w-]{0,39})\s*(?:[:\s]\s*([^]*?))?\s*\}$/;
+  // an inline chord: `[C]`, `[F#m7/C#]`, `[N.C.]`; the bracket's text must read as a chord
+  const INLINE_RE = /\[([^\[\]]{1,24})\]/g;
+
+  /**
+   * A ChordPro directive line `{name: value}` (or `{name value}`, `{name}`) as
+   * `{name, value}`, the name lower case with aliases spelled out (`{t: X}` → title,
+   * `{soc}` → start_of_chorus); null when `line` is not one.
+   */
+  function parseDirective(line) {
+    const match = DIRECTIVE_RE.exec(String(line).trim());
+    if (!match) {
+      return null;
+    }
+    const raw = match[1].toLowerCase().replace(/-/g, '_');
+    return { name: DIRECTIVE_ALIASES[raw] || raw, value: (match[2] || '').trim() };
+  }
+
+  function isChordSymbol(text) {
+    return CHORD_RE.test(text) && /^[A-G]|^N\.?C/.test(text);
+  }
+
+  /**
+   * A line with ChordPro inline chords as segments `[{chord, text}]`: each chord with the
+   * lyric text that follows it up to the next chord (the first segment's chord is '' when the
+   * line starts with lyrics). Null when the line has no inline chord (`[Chorus]` is no chord).
+   */
+  function parseInline(line) {
+    const text = String(line);
+    const segments = [];
+    let last = 0;
+    let chord = '';
+    let found = false;
+    INLINE_RE.lastIndex = 0;
+    let match;
+    while ((match = INLINE_RE.exec(text)) !== null) {
+      const symbol = match[1].trim();
+      if (!isChordSymbol(symbol)) {
+        continue; // not a chord: stays in the lyric as typed
+      }
+      if (match.index > last || chord || segments.length) {
+        segments.push({ chord, text: text.slice(last, match.index) });
+      }
+      chord = symbol;
+      last = match.index + match[0].length;
+      found = true;
+    }
+    if (!found) {
+      return null;
+    }
+    segments.push({ chord, text: text.slice(last) });
+    return segments.filter((s, i) => i > 0 || s.chord || s.text);
+  }
 
   /** Header lines name a part and take no time: `Verse:`, `[Chorus]`, `{title: X}`. */
   function isHeader(text) {
@@ -71,17 +138,30 @@
       tokens.some((token) => /^[A-G]|^N\.?C/.test(token));
   }
 
+  /** `[C] [G]` or `[C]`: bracketed chords and nothing else. */
+  function isBracketChordLine(text) {
+    const rest = text.replace(INLINE_RE, (all, symbol) => (isChordSymbol(symbol.trim()) ? ' ' : all));
+    return rest !== text && rest.trim() === '';
+  }
+
   /**
-   * One chart line: `{kind, bars}` with kind 'blank' | 'header' | 'bars' | 'chords' | 'text'.
-   * Only 'bars' and 'chords' lines take time.
+   * One chart line: `{kind, bars}` with kind 'blank' | 'header' | 'bars' | 'chords' |
+   * 'inline' | 'text'. Only 'bars', 'chords' and 'inline' (lyrics with ChordPro `[C]`
+   * chords) lines take time.
    */
   function classifyLine(line) {
     const text = String(line).trim();
     if (!text) {
       return { kind: 'blank', bars: 0 };
     }
+    if (isBracketChordLine(text)) {
+      return { kind: 'chords', bars: barsOfBarLine(text) || 1 };
+    }
     if (isHeader(text)) {
       return { kind: 'header', bars: 0 };
+    }
+    if (parseInline(text)) {
+      return { kind: 'inline', bars: barsOfBarLine(text) || 1 };
     }
     const bars = barsOfBarLine(text);
     if (bars > 0) {
@@ -157,5 +237,7 @@
     return barBeat.bar - 1 + (barBeat.beat - 1 + barBeat.fraction) / beatsPerBar;
   }
 
-  return Object.freeze({ classifyLine, mapChart, lineAtBar, barPosition, MAX_REPEAT });
+  return Object.freeze({
+    classifyLine, mapChart, lineAtBar, barPosition, parseDirective, parseInline, MAX_REPEAT,
+  });
 });

@@ -15,6 +15,14 @@ import {
 } from './view.js';
 import { releaseWakeLock } from './wakelock.js';
 
+/** The console's band session (config.py `band_session_id`): what `/` offers first. */
+export const DEFAULT_SESSION = 'band';
+
+/** Leave asks for a second tap within this long (no window.confirm: it would stall audio). */
+export const LEAVE_CONFIRM_MS = 3000;
+
+export const LEAVE_LABEL = 'Leave';
+
 export function sessionFromPath() {
   const match = /^\/s\/([^/]+)\/?$/.exec(window.location.pathname);
   if (!match) {
@@ -124,7 +132,43 @@ export function sendJoin() {
   );
 }
 
+/** Leave's first tap arms it ("Tap again"), a second one within LEAVE_CONFIRM_MS leaves. */
+export function requestLeave() {
+  if (performance.now() < state.leaveArmedUntil) {
+    disarmLeave();
+    leave();
+    return;
+  }
+  state.leaveArmedUntil = performance.now() + LEAVE_CONFIRM_MS;
+  setText(el.leave, 'Tap again');
+  el.leave.setAttribute('aria-label', 'Tap again to leave the session');
+  el.leave.classList.add('armed');
+  window.clearTimeout(state.leaveTimer);
+  state.leaveTimer = window.setTimeout(disarmLeave, LEAVE_CONFIRM_MS);
+}
+
+export function disarmLeave() {
+  window.clearTimeout(state.leaveTimer);
+  state.leaveTimer = null;
+  state.leaveArmedUntil = 0;
+  setText(el.leave, LEAVE_LABEL);
+  el.leave.removeAttribute('aria-label');
+  el.leave.classList.remove('armed');
+}
+
+/** From the "nobody else here" notice: leave at once and edit the session on the form. */
+export function changeSession() {
+  const typed = state.sessionId || '';
+  leave();
+  window.history.replaceState(null, '', '/');
+  setText(el.sessionLabel, '');
+  el.sessionInput.value = typed;
+  el.sessionInput.focus();
+  el.sessionInput.select();
+}
+
 export function leave() {
+  disarmLeave();
   state.wantJoined = false;
   state.joined = false;
   state.offline = false;
@@ -238,7 +282,7 @@ export function connectSocket() {
 
 export function onJoinSubmit(event) {
   event.preventDefault();
-  const sessionId = sessionFromPath() || el.sessionInput.value.trim();
+  const sessionId = el.sessionInput.value.trim() || sessionFromPath() || '';
   if (!ID_RE.test(sessionId)) {
     showJoinForm('The session id is 1–64 letters, digits or _ . : - (see the leader\'s screen).');
     el.sessionInput.focus();

@@ -17,7 +17,9 @@ export const el = {
   nudgeDown: $('nudge-down'), nudgeUp: $('nudge-up'), nudgeValue: $('nudge-value'),
   leave: $('leave'), syncInfo: $('sync-info'), lead: $('lead'), leadPlay: $('lead-play'),
   leadStop: $('lead-stop'), leadSlower: $('lead-slower'), leadFaster: $('lead-faster'),
-  leadTempo: $('lead-tempo'),
+  leadTempo: $('lead-tempo'), chartFacts: $('chart-facts'), chartSmaller: $('chart-smaller'),
+  chartLarger: $('chart-larger'), alone: $('alone'), aloneText: $('alone-text'),
+  aloneChange: $('alone-change'), wakeHint: $('wake-hint'),
 };
 
 export function setText(node, text) {

@@ -19,6 +19,8 @@ export function exposeHook() {
     leading: () => state.leading,
     offline: () => state.offline,
     chartLine: () => state.chartCurrent,
+    chartSize: () => state.chartShownSize,
+    alone: () => state.alone,
     version: () => (Number.isFinite(state.version) ? state.version : null),
     offsetMs: () => offsetNow(),
     offsetUncertaintyMs: () => state.estimator.uncertainty(performance.now()),

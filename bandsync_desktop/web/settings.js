@@ -7,6 +7,8 @@ export const STORE = {
   clientId: 'bandsync.clientId',
   nudge: 'bandsync.nudgeMs',
   click: 'bandsync.click',
+  chartSize: 'bandsync.chartSize',
+  session: 'bandsync.session',
 };
 
 export const ID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;

@@ -47,6 +47,11 @@ export const state = {
   chartLines: [],
   chartMap: null,
   chartCurrent: -1,
+  chartSize: 22,
+  chartShownSize: 22,
+  alone: false,
+  leaveArmedUntil: 0,
+  leaveTimer: null,
   bannerTimer: null,
   timers: [],
 };

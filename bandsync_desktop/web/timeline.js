@@ -7,7 +7,9 @@ import { renderSong } from './chart.js';
 import { serverNow } from './clock.js';
 import { el, setText } from './dom.js';
 import { onLeaderMemberId, setLeading } from './lead.js';
+import { save, STORE } from './settings.js';
 import { core, state } from './state.js';
+import { showAlone } from './view.js';
 
 export function segmentsOf(snapshot) {
   if (Array.isArray(snapshot.segments) && snapshot.segments.length) {
@@ -81,6 +83,15 @@ export function onSnapshot(snapshot) {
     setLeading(state.role === 'leader');
   }
   setText(el.leaderLabel, snapshot.leaderName ? 'Leader: ' + snapshot.leaderName : 'No leader');
+  // A mistyped code joins (creates) an empty open session: no leader and nobody else. Say so
+  // rather than show a green "In sync" over an empty stage.
+  const others = (snapshot.members || []).filter(
+    (m) => !(state.socket && m && m.socketId === state.socket.id));
+  const alone = !snapshot.leaderMemberId && !snapshot.leaderName && others.length === 0;
+  showAlone(alone);
+  if (!alone) {
+    save(STORE.session, state.sessionId); // a session with a band in it is worth offering again
+  }
   const text = typeof snapshot.message === 'string' ? snapshot.message.trim() : '';
   setText(el.message, text);
   el.message.hidden = !text;

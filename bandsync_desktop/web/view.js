@@ -16,8 +16,22 @@ export const OFFLINE_TEXT = 'Offline — following the last tempo; changes can\'
 
 export const REFUSAL_SHOWN_MS = 8000;
 
+/** Says "nobody else is here" when this page is alone in its session: likely a typo. */
+export function showAlone(alone) {
+  state.alone = Boolean(alone);
+  if (state.alone) {
+    setText(el.aloneText, 'Nobody else is in session \u2018' + state.sessionId +
+      '\u2019 — check the code');
+  }
+  el.alone.hidden = !state.alone;
+  updateConnection();
+}
+
 export function showJoinForm(errorText) {
   document.body.classList.add('joining');
+  state.alone = false;
+  el.alone.hidden = true;
+  el.wakeHint.hidden = true;
   el.join.hidden = false;
   el.stage.hidden = true;
   el.controls.hidden = true;
@@ -37,6 +51,9 @@ export function showStage() {
   el.join.hidden = true;
   el.stage.hidden = false;
   el.controls.hidden = false;
+  // Wake Lock exists only in secure contexts (https or localhost): a phone on the LAN's plain
+  // http has none, so the page says, in words a player can act on, how to keep it on.
+  el.wakeHint.hidden = 'wakeLock' in navigator;
 }
 
 /** A fixed banner; `forMs` hides it again (refusals), else it stays until hidden. */
@@ -74,6 +91,9 @@ export function updateConnection() {
     cls = 'pill-warn';
   } else if (state.estimator.size === 0) {
     text = 'Syncing…';
+    cls = 'pill-warn';
+  } else if (state.alone) {
+    text = 'Alone here';
     cls = 'pill-warn';
   } else {
     text = 'In sync';
@@ -113,11 +133,8 @@ export function frame() {
     const local = performance.now();
     const unc = state.estimator.uncertainty(local);
     const rtt = state.estimator.rtt(local);
-    // Wake Lock exists only in secure contexts (https or localhost); a phone on the LAN's
-    // plain http has none, so say how to keep the screen on.
-    const sleepHint = 'wakeLock' in navigator ? '' : ' · turn screen auto-lock off';
-    setText(el.syncInfo, (unc === null ? 'clock: syncing' :
-      'clock ±' + unc.toFixed(1) + ' ms · rtt ' + rtt.toFixed(1) + ' ms') + sleepHint);
+    setText(el.syncInfo, unc === null ? 'clock: syncing' :
+      'clock ±' + unc.toFixed(1) + ' ms · rtt ' + rtt.toFixed(1) + ' ms');
   }
   // Offline, the page keeps the last timeline's time (the band plays on); it says so.
   if (!timeline || now === null || (!state.joined && !state.offline)) {

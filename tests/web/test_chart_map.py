@@ -112,3 +112,116 @@ def test_hostile_repeat_counts_are_capped_and_odd_lines_stay_text() -> None:
     assert song["lines"][2]["kind"] == "text"
     assert bars[3] == 1  # an empty bar is still a bar line's worth of time
     assert bars[4] == 1
+
+
+def read(lines: list[str]) -> list[dict[str, Any]]:
+    """Each line's ChordPro reading by chartmap.js: ``{directive, inline}``."""
+    assert NODE is not None
+    out = subprocess.run(
+        [NODE, str(CHECK), str(WEB_ROOT)],
+        input=json.dumps({"lines": lines}),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    result: list[dict[str, Any]] = json.loads(out.stdout)
+    return result
+
+
+CHORDPRO = "\n".join(
+    [
+        "{t: Autumn Leaves}",  # 0 directive
+        "{key: Gm}",  # 1 directive
+        "{c: Swing, brushes}",  # 2 directive
+        "{soc}",  # 3 directive
+        "[Am7b5]The falling [D7]leaves drift [Gm]by",  # 4: inline chords, no bar lines: 1 bar
+        "| [Cm7]The autumn | [F7]leaves of | [Bb]red |",  # 5: inline with bar lines: 3 bars
+        "{eoc}",  # 6 directive
+        "words with no chords",  # 7: follows line 5
+        "[Chorus]",  # 8 a header, not a chord
+        "[G] [D/F#]",  # 9: bracketed chords only: a chord line, 1 bar
+        "{x_made_up: anything}",  # 10 unknown directive: no time
+        "[C]",  # 11: one bracketed chord: 1 bar
+        "|: [Em]Hey | [A]ho :| x2",  # 12: 2 bars, repeated: 4
+    ]
+)
+
+
+def test_chordpro_lines_take_their_bars_and_directives_take_none() -> None:
+    (song,) = run([CHORDPRO], [[0.0, 1.0, 3.9, 4.0, 5.0, 6.0, 9.9]])
+    kinds = [line["kind"] for line in song["lines"]]
+    assert kinds == [
+        "header",
+        "header",
+        "header",
+        "header",
+        "inline",
+        "inline",
+        "header",
+        "text",
+        "header",
+        "chords",
+        "header",
+        "chords",
+        "inline",
+    ]
+    assert [line["bars"] for line in song["lines"]] == [0, 0, 0, 0, 1, 3, 0, 0, 0, 1, 0, 1, 4]
+    assert song["timed"] == [4, 5, 9, 11, 12]
+    assert song["totalBars"] == 10
+    owners = [line["owner"] for line in song["lines"]]
+    assert owners == [4, 4, 4, 4, 4, 5, 5, 5, 5, 9, 9, 11, 12]
+    assert [at["index"] for at in song["at"]] == [4, 5, 5, 9, 11, 12, 12]
+
+
+def test_chordpro_directives_are_read_with_their_short_names() -> None:
+    lines = [
+        "{title: Autumn Leaves}",
+        "{t:Blue Bossa}",
+        "{st: Kosma}",
+        "{ key : Gm }",
+        "{capo: 2}",
+        "{tempo: 120}",
+        "{time: 3/4}",
+        "{c: hold it}",
+        "{comment: hold: the last chord}",
+        "{soc}",
+        "{start_of_chorus: Refrain}",
+        "{eoc}",
+        "{new_page}",
+        "{capo 3}",
+        "{unterminated",
+        "not {a directive}",
+    ]
+    got = [r["directive"] for r in read(lines)]
+    assert got[:13] == [
+        {"name": "title", "value": "Autumn Leaves"},
+        {"name": "title", "value": "Blue Bossa"},
+        {"name": "subtitle", "value": "Kosma"},
+        {"name": "key", "value": "Gm"},
+        {"name": "capo", "value": "2"},
+        {"name": "tempo", "value": "120"},
+        {"name": "time", "value": "3/4"},
+        {"name": "comment", "value": "hold it"},
+        {"name": "comment", "value": "hold: the last chord"},
+        {"name": "start_of_chorus", "value": ""},
+        {"name": "start_of_chorus", "value": "Refrain"},
+        {"name": "end_of_chorus", "value": ""},
+        {"name": "new_page", "value": ""},
+    ]
+    assert got[13] == {"name": "capo", "value": "3"}
+    assert got[14] is None and got[15] is None
+
+
+def test_inline_chords_split_lyrics_at_the_syllable_they_sit_on() -> None:
+    got = [
+        r["inline"]
+        for r in read(
+            ["[G]Au[Em]tumn leaves", "a[F]way", "no chords [Chorus] here", "[N.C.] stop", "[C]"]
+        )
+    ]
+    assert got[0] == [{"chord": "G", "text": "Au"}, {"chord": "Em", "text": "tumn leaves"}]
+    assert got[1] == [{"chord": "", "text": "a"}, {"chord": "F", "text": "way"}]
+    assert got[2] is None  # [Chorus] is no chord: the line stays text
+    assert got[3] == [{"chord": "N.C.", "text": " stop"}]
+    assert got[4] == [{"chord": "C", "text": ""}]

@@ -228,7 +228,10 @@ async def test_page_survives_a_server_restart_and_rejoins_as_itself(browser, sta
         assert members == {client_id: "Bass"}
         assert await page.js("bandsync.clientId") == client_id
         await page.wait("document.getElementById('banner').hidden")
-        assert await page.text("#conn") == "In sync"
+        # in sync, and alone in the session (no leader, nobody else): the pill says so, amber,
+        # with the "check the code" notice (issue 12 item 9), not a green "In sync"
+        assert await page.text("#conn") == "Alone here"
+        assert await page.page.is_visible("#alone")
         await assert_tracks_server_clock(page, second, slack_ms=3.0)
         assert page.errors == []
     finally:

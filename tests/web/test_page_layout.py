@@ -3,11 +3,13 @@
 Each test runs at the four viewports of issue 12 and asserts where things are on the screen
 (``getBoundingClientRect``), not only what they say: the current chart line inside the chart's
 visible box, the page fitting one screen with its controls reachable, the offline notice in
-view, the leader's transport on a phone handed the lead. A real server on loopback, real
+view, the leader's transport on a phone handed the lead, ChordPro chords over their
+syllables, chart text contrast and size, and the first-run traps (the session field, a
+mistyped session, Leave's second tap, the wake-lock hint). A real server on loopback, real
 socket.io clients and Debian's headless Chromium, as in test_follower_page.py.
 
-``BANDSYNC_SCREENS=docs/screens`` makes ``test_screenshots`` save
-``page-<w>x<h>.png`` there (the set linked from the README).
+``BANDSYNC_SCREENS=docs/screens`` makes the tests save ``page-<w>x<h>[-<state>].png`` there
+(the set linked from the README).
 """
 
 from __future__ import annotations
@@ -46,11 +48,11 @@ LONG_CHART = "\n".join(text for text, _ in FORM)
 MESSAGE = "Watch the ending: vamp x4, then the coda on my nod"
 
 
-def expected_line(bar: float) -> int:
-    """The timed line of FORM playing at 0-based fractional ``bar`` (by construction)."""
+def expected_line(bar: float, form: list[tuple[str, int]] = FORM) -> int:
+    """The timed line of ``form`` playing at 0-based fractional ``bar`` (by construction)."""
     start = 0
     last = -1
-    for index, (_, bars) in enumerate(FORM):
+    for index, (_, bars) in enumerate(form):
         if bars == 0:
             continue
         if bar < start + bars:
@@ -60,10 +62,10 @@ def expected_line(bar: float) -> int:
     return last
 
 
-def starts() -> dict[int, int]:
-    """First bar of each timed line of FORM."""
+def starts(form: list[tuple[str, int]] = FORM) -> dict[int, int]:
+    """First bar of each timed line of ``form``."""
     out, bar = {}, 0
-    for index, (_, bars) in enumerate(FORM):
+    for index, (_, bars) in enumerate(form):
         if bars:
             out[index] = bar
             bar += bars
@@ -409,4 +411,372 @@ async def test_a_phone_handed_the_lead_gets_the_transport(browser, server, viewp
         assert page.errors == [] and page.console_errors == []
     finally:
         await follower.close()
+        await leader.close()
+
+
+# -- item 8: charts readable from 2 m -------------------------------------------------------
+
+#: A ChordPro chart of (line, bars it lasts): directives take no time, a lyric line with
+#: inline chords lasts 1 bar or as many as its bar lines say.
+CHORDPRO: list[tuple[str, int]] = [
+    ("{title: Autumn Leaves}", 0),
+    ("{st: Kosma / Prévert}", 0),
+    ("{key: Gm}", 0),
+    ("{capo: 2}", 0),
+    ("{tempo: 120}", 0),
+    ("{time: 4/4}", 0),
+    ("{x_unknown: do not show me}", 0),
+    ("{c: Swing feel, brushes}", 0),
+    ("[Intro]", 0),
+    ("| Cm7 | F7 | Bbmaj7 | Ebmaj7 |", 4),
+    ("{soc}", 0),
+    ("[Am7b5]The falling [D7]leaves drift [Gm]by the window", 1),
+    ("| [Cm7]The autumn | [F7]leaves of | [Bbmaj7]red and | [Ebmaj7]gold |", 4),
+    ("{eoc}", 0),
+]
+for _verse in range(3):
+    CHORDPRO += [
+        ("{sov}", 0),
+        ("[Gm]Since you [C7]went a[F]way the days grow [Bbmaj7]long", 1),
+        ("and soon I'll hear old winter's song", 0),
+        ("|: Am7b5 | D7 :| x2", 4),
+        ("{eov}", 0),
+        ("", 0),
+    ]
+CHORDPRO += [("{new_page}", 0), ("[Coda]", 0), ("[Gm] [Gm]", 1), ("{comment: hold it}", 0)]
+CHORDPRO_CHART = "\n".join(text for text, _ in CHORDPRO)
+
+# WCAG contrast of every piece of chart text against what is painted behind it.
+CHART_TEXT = """(() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = (c) => { const f = (v) => { v /= 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const behind = (e) => { for (let n = e; n; n = n.parentElement) {
+    const c = rgb(getComputedStyle(n).backgroundColor); if (c.length < 4 || c[3] > 0) return c; }
+    return [0, 0, 0]; };
+  const ratio = (e) => { const a = lum(rgb(getComputedStyle(e).color)), b = lum(behind(e));
+    return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05); };
+  const chart = document.getElementById('chart');
+  const texts = [...chart.querySelectorAll('.chart-line, .cp-chord, .cp-lyric'),
+    document.getElementById('chart-facts')]
+    .filter((e) => e && e.offsetParent !== null && e.children.length === 0 && e.textContent.trim());
+  return texts.map((e) => ({text: e.textContent, ratio: ratio(e),
+    size: parseFloat(getComputedStyle(e).fontSize), color: getComputedStyle(e).color,
+    chord: e.classList.contains('cp-chord') || e.classList.contains('chords'),
+    current: e.closest('.chart-line') && e.closest('.chart-line').classList.contains('current')}));
+})()"""
+
+CHORDPRO_LAYOUT = """(() => {
+  const chart = document.getElementById('chart');
+  const lines = [...chart.querySelectorAll('.chart-line')];
+  const shown = lines.filter((l) => l.offsetParent !== null);
+  const pairs = [...chart.querySelectorAll('.cp-chunk')].map((c) => {
+    const [chord, lyric] = [c.children[0], c.children[1]];
+    // the text's own extent (a Range), not its span's, which stretches to the chunk
+    const text = (e) => { const r = document.createRange(); r.selectNodeContents(e);
+      return r.getBoundingClientRect(); };
+    const a = text(chord), b = text(lyric);
+    return {chord: chord.textContent.trim(), lyric: lyric.textContent,
+            chordLeft: a.left, lyricLeft: b.left, chordBottom: a.bottom, lyricTop: b.top,
+            lyricRight: b.right};
+  });
+  const cr = chart.getBoundingClientRect();
+  const border = (l) => getComputedStyle(l).borderLeftColor;
+  const facts = document.getElementById('chart-facts') || {textContent: '', offsetParent: null};
+  return {
+    shownText: shown.map((l) => l.textContent),
+    hiddenIndices: lines.map((l, i) => l.offsetParent === null ? i : -1).filter((i) => i >= 0),
+    notes: shown.filter((l) => l.classList.contains('note')).map((l) => l.textContent),
+    chorus: lines.map((l, i) => l.classList.contains('in-chorus') ? i : -1).filter((i) => i >= 0),
+    chorusBorder: lines.filter((l) => l.classList.contains('in-chorus')).map(border),
+    plainBorder: border(lines[9]),
+    facts: facts.textContent,
+    factsShown: facts.offsetParent !== null,
+    title: document.getElementById('song-title').textContent,
+    pairs, chartScrollWidth: chart.scrollWidth, chartClientWidth: chart.clientWidth,
+    widest: Math.max(...shown.map((l) => l.getBoundingClientRect().right)), chartRight: cr.right,
+  };
+})()"""
+
+
+async def load_chordpro(leader: Recorder, title: str = "Autumn Leaves", tempo: float = 240) -> None:
+    song = {"title": title, "chart": CHORDPRO_CHART, "tempo": tempo, "countInBars": 0}
+    await command(leader, "set_song", song=song)
+    await command(leader, "update_message", message=MESSAGE)
+
+
+async def test_chordpro_renders_chords_over_syllables_and_hides_markup(browser, server, viewport):
+    leader = await leader_of(server.url, "jam")
+    try:
+        page = await open_at(browser, f"{server.url}/s/jam?name=Guitar", viewport)
+        await load_chordpro(leader)
+        await page.wait(f"document.querySelectorAll('.chart-line').length === {len(CHORDPRO)}")
+        layout = await page.js(CHORDPRO_LAYOUT)
+        shown = "\n".join(layout["shownText"])
+        # no directive, unknown or known, and no chord bracket is shown raw
+        assert "{" not in shown and "}" not in shown, shown
+        assert "[Am7b5]" not in shown and "[Gm]" not in shown, shown
+        assert "do not show me" not in shown
+        directives = [i for i, (text, _) in enumerate(CHORDPRO) if text.startswith("{")]
+        notes_and_labels = {7, 10, len(CHORDPRO) - 1} | {
+            i for i, (t, _) in enumerate(CHORDPRO) if t == "{sov}"
+        }
+        assert set(layout["hiddenIndices"]) == set(directives) - notes_and_labels
+        # the song's facts in one header line, the title (once) in the state row
+        assert layout["title"] == "Autumn Leaves"
+        assert layout["factsShown"] is True
+        assert layout["facts"] == "Kosma / Prévert · Key Gm · Capo 2 · 120 BPM · 4/4"
+        # comments are notes, the chorus is marked with a bar the rest of the chart lacks
+        assert layout["notes"] == ["Swing feel, brushes", "hold it"]
+        assert layout["chorus"] == [10, 11, 12]
+        assert all(c == "rgb(77, 163, 255)" for c in layout["chorusBorder"]), layout
+        assert layout["plainBorder"] != layout["chorusBorder"][0]
+        # each inline chord starts exactly over the syllable it was typed before
+        pairs = [p for p in layout["pairs"] if p["chord"]]
+        chords = [p["chord"] for p in pairs]
+        assert chords[:7] == ["Am7b5", "D7", "Gm", "Cm7", "F7", "Bbmaj7", "Ebmaj7"], chords
+        by_chord = {p["chord"]: p for p in pairs}
+        assert by_chord["D7"]["lyric"].startswith("leaves")
+        assert by_chord["F"]["lyric"].startswith("way")  # a[F]way: over the syllable
+        for pair in pairs:
+            assert abs(pair["chordLeft"] - pair["lyricLeft"]) < 0.5, pair
+            assert pair["chordBottom"] <= pair["lyricTop"] + 0.5, pair
+        # and a word keeps its letters together: no gap where a chord sits mid-word
+        every = layout["pairs"]
+        at_f = next(i for i, p in enumerate(every) if p["chord"] == "F")
+        before = every[at_f - 1]
+        assert before["lyric"] == "a", before
+        if abs(before["lyricTop"] - every[at_f]["lyricTop"]) < 0.5:  # same row
+            assert abs(every[at_f]["lyricLeft"] - before["lyricRight"]) < 0.5, (before, every[at_f])
+        # nothing wider than the chart
+        assert layout["chartScrollWidth"] <= layout["chartClientWidth"], layout
+        assert layout["widest"] <= layout["chartRight"] + 0.5, layout
+        geo = await geometry(page)
+        assert_fits_one_screen(geo, "chordpro")
+        await snap(page, viewport, "chordpro")
+        assert page.errors == [] and page.console_errors == []
+    finally:
+        await leader.close()
+
+
+async def test_chart_text_is_bright_and_high_contrast(browser, server, viewport):
+    leader = await leader_of(server.url, "jam")
+    try:
+        page = await open_at(browser, f"{server.url}/s/jam?name=Horns", viewport)
+        await load_chordpro(leader)
+        await page.wait(f"document.querySelectorAll('.chart-line').length === {len(CHORDPRO)}")
+        await command(leader, "play")
+        await page.wait("bandsync.isPlaying && bandsync.lockedIn && bandsync.chartLine >= 0")
+        texts = await page.js(CHART_TEXT)
+        assert texts, "no chart text measured"
+        for text in texts:
+            # WCAG AAA is 7:1; a stage 2 m away gets more (the old grey body text had 6.99:1)
+            assert text["ratio"] >= 10, text
+            assert text["size"] >= 16, text
+        current = [t for t in texts if t["current"]]
+        assert current and all(t["ratio"] >= 12 for t in current), current
+        # chords stand apart from the words
+        chord_colors = {t["color"] for t in texts if t["chord"]}
+        word_colors = {t["color"] for t in texts if not t["chord"] and not t["current"]}
+        assert chord_colors and not chord_colors & word_colors, (chord_colors, word_colors)
+    finally:
+        await leader.close()
+
+
+async def test_chart_font_size_steps_keep_the_line_in_view_and_persist(browser, server, viewport):
+    leader = await leader_of(server.url, "jam")
+    try:
+        page = await open_at(browser, f"{server.url}/s/jam?name=Vox", viewport)
+        await load_chordpro(leader)
+        await page.wait(f"document.querySelectorAll('.chart-line').length === {len(CHORDPRO)}")
+        await command(leader, "play")
+        await command(leader, "seek", position=9 * 1000)  # 240 BPM 4/4: 1 s a bar
+        await page.wait("bandsync.isPlaying && bandsync.lockedIn && bandsync.barBeat().bar >= 10")
+        size_js = "parseFloat(getComputedStyle(document.getElementById('chart')).fontSize)"
+        sizes = [await page.js(size_js)]
+        assert sizes[0] >= 20  # the default reads from a music stand
+
+        async def check(label: str) -> None:
+            geo = await geometry(page)
+            assert_fits_one_screen(geo, label)
+            assert_on_screen(geo, "#chart-box")
+            line, chart = geo["line"], geo["chart"]
+            assert line is not None, geo
+            assert line["top"] >= chart["top"] - 1 and line["bottom"] <= chart["bottom"] + 1, (
+                label,
+                line,
+                chart,
+            )
+            expected = expected_line(bar_position(geo), CHORDPRO)
+            bar = bar_position(geo)
+            start = starts(CHORDPRO)[expected]
+            if min(abs(bar - start), abs(bar - start - CHORDPRO[expected][1])) > 0.06:
+                assert line["index"] == expected, (label, bar, line["index"], expected)
+            widths = await page.js(
+                "[document.getElementById('chart').scrollWidth,"
+                " document.getElementById('chart').clientWidth]"
+            )
+            assert widths[0] <= widths[1], (label, widths)
+            for selector in ("#chart-smaller", "#chart-larger"):
+                box = await page.page.locator(selector).bounding_box()
+                assert box is not None and box["width"] >= 44 and box["height"] >= 44, box
+                assert box["y"] + box["height"] <= geo["innerHeight"] + 1, (selector, box)
+
+        await check("default")
+        while not await page.js("document.getElementById('chart-larger').disabled"):
+            await page.page.click("#chart-larger")
+            sizes.append(await page.js(size_js))
+            await check(f"A+ {sizes[-1]}")
+        # A+ goes as far as the chart's longest timed line still fits the box (here a 4-bar
+        # lyric line with inline chords, wrapped): a step or two on a phone, more on a tablet
+        assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes) >= 2, sizes
+        if viewport[1] > 1000:
+            assert sizes[-1] >= 35, sizes
+        await snap(page, viewport, "chart-large")
+        largest = sizes[-1]
+        # kept per device: a reload comes back at the reader's size
+        assert await page.js("localStorage.getItem('bandsync.chartSize')") == str(int(largest))
+        await page.page.reload()
+        await page.wait(SYNCED)
+        await page.wait("bandsync.isPlaying && bandsync.lockedIn && bandsync.chartLine >= 0")
+        assert await page.js(size_js) == largest == await page.js("bandsync.chartSize")
+        await check("after reload")
+        while not await page.js("document.getElementById('chart-smaller').disabled"):
+            await page.page.click("#chart-smaller")
+            await check(f"A- {await page.js(size_js)}")
+        assert await page.js(size_js) < sizes[0]
+        assert page.errors == [] and page.console_errors == []
+    finally:
+        await leader.close()
+
+
+# -- item 9: first-run and recovery traps ----------------------------------------------------
+
+
+async def test_join_form_names_the_session_and_where_to_find_it(browser, server, viewport):
+    link = await open_at(browser, f"{server.url}/s/jam", viewport, wait=None)
+    await link.wait("!document.getElementById('join').hidden")
+    assert await link.page.is_visible("#session-input")
+    assert await link.page.input_value("#session-input") == "jam"  # from the QR code's link
+    assert await link.js("document.activeElement.id") == "name-input"
+
+    first = await open_at(browser, f"{server.url}/", viewport, wait=None)
+    await first.wait("!document.getElementById('join').hidden")
+    # the console's band session (config.py band_session_id) is offered, and the hint says
+    # where the code is on the leader's screen, in text a player can read
+    assert await first.page.input_value("#session-input") == "band"
+    hint = await first.text("#session-hint")
+    assert "under JOIN on the leader's screen" in hint and "band" in hint, hint
+    size = await first.js(
+        "parseFloat(getComputedStyle(document.getElementById('session-hint')).fontSize)"
+    )
+    assert size >= 14
+    box = await first.page.locator("#session-hint").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= viewport[0] + 1
+    await first.page.fill("#name-input", "Cello")
+    await snap(first, viewport, "join")
+    await first.page.click("#join-button")
+    await first.wait(SYNCED)
+    assert await first.js("bandsync.sessionId") == "band"
+    assert link.errors == [] and first.errors == []
+
+
+async def test_a_mistyped_session_says_nobody_else_is_there(browser, server, viewport):
+    leader = await leader_of(server.url, "jam")
+    try:
+        page = await open_at(browser, f"{server.url}/s/jma?name=Tuba", viewport)
+        await page.wait("!document.getElementById('alone').hidden")
+        notice = await page.text("#alone")
+        assert "Nobody else is in session \u2018jma\u2019 — check the code" in notice, notice
+        assert await page.js("bandsync.alone") is True
+        assert await page.text("#conn") != "In sync"  # not a green "all is well"
+        assert "pill-ok" not in await page.js("document.getElementById('conn').className")
+        geo = await geometry(page)
+        assert_fits_one_screen(geo, "alone")
+        alone = await page.page.locator("#alone").bounding_box()
+        change = await page.page.locator("#alone-change").bounding_box()
+        for box in (alone, change):
+            assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= viewport[1]
+        await snap(page, viewport, "alone")
+        # the way back: the form, with the typed code ready to correct
+        await page.page.click("#alone-change")
+        await page.wait("!document.getElementById('join').hidden && !bandsync.joined")
+        assert await page.page.input_value("#session-input") == "jma"
+        assert await page.js("document.activeElement.id") == "session-input"
+        assert await page.page.is_hidden("#alone")
+        await page.page.fill("#session-input", "jam")
+        await page.page.click("#join-button")
+        await page.wait(SYNCED)
+        await page.wait("document.getElementById('conn').textContent === 'In sync'")
+        assert await page.page.is_hidden("#alone")
+        assert await page.js("bandsync.sessionId") == "jam"
+        assert await page.js("bandsync.alone") is False
+
+        # an open session someone else starts: alone until a second player arrives
+        first = await open_at(browser, f"{server.url}/s/garage?name=One", viewport)
+        await first.wait("!document.getElementById('alone').hidden")
+        second = await open_at(browser, f"{server.url}/s/garage?name=Two", viewport)
+        await first.wait("document.getElementById('alone').hidden", timeout=5)
+        assert await second.page.is_hidden("#alone")
+        assert page.errors == [] and first.errors == [] and second.errors == []
+    finally:
+        await leader.close()
+
+
+async def test_leave_takes_a_second_tap(browser, server, viewport):
+    leader = await leader_of(server.url, "jam")
+    try:
+        page = await open_at(browser, f"{server.url}/s/jam?name=Oboe", viewport)
+        dialogs: list[str] = []
+        page.page.on("dialog", lambda d: dialogs.append(d.message))
+        await page.page.click("#leave")
+        assert await page.js("bandsync.joined") is True  # one tap does not leave
+        assert await page.text("#leave") == "Tap again"
+        geo = await geometry(page)
+        assert_fits_one_screen(geo, "leave armed")
+        await page.page.wait_for_timeout(3300)
+        assert await page.text("#leave") == "Leave"  # the question times out
+        await page.page.click("#leave")
+        assert await page.js("bandsync.joined") is True
+        await page.page.click("#leave")
+        await page.wait("!bandsync.joined && !document.getElementById('join').hidden")
+        assert dialogs == []  # no window.confirm: it would stall the audio
+        assert await page.text("#leave") == "Leave"
+    finally:
+        await leader.close()
+
+
+async def test_no_wake_lock_shows_a_clear_keep_the_screen_on_hint(browser, server, viewport):
+    leader = await leader_of(server.url, "jam")
+    try:
+        # a phone on the LAN's plain http has no Wake Lock (loopback counts as secure)
+        context = await browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+        await context.add_init_script("delete Navigator.prototype.wakeLock")
+        page = Page(await context.new_page(), context)
+        await page.page.goto(f"{server.url}/s/jam?name=Harp")
+        await page.wait(SYNCED)
+        assert await page.js("'wakeLock' in navigator") is False
+        await load_song(leader)
+        await page.wait("!document.getElementById('message').hidden")
+        await page.wait("!document.getElementById('wake-hint').hidden")
+        hint = await page.text("#wake-hint")
+        assert "Keep this screen on: set Auto-Lock to Never while you play" in hint
+        style = await page.js(
+            "(() => { const s = getComputedStyle(document.getElementById('wake-hint'));"
+            " return [parseFloat(s.fontSize), s.color]; })()"
+        )
+        assert style[0] >= 16, style
+        geo = await geometry(page)
+        assert_fits_one_screen(geo, "no wake lock")
+        box = await page.page.locator("#wake-hint").bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= viewport[1]
+        await snap(page, viewport, "nowakelock")
+
+        with_lock = await open_at(browser, f"{server.url}/s/jam?name=Lute", viewport)
+        assert await with_lock.js("'wakeLock' in navigator") is True
+        assert await with_lock.page.is_hidden("#wake-hint")
+        assert "auto-lock" not in (await with_lock.text("#sync-info")).lower()
+        assert page.errors == [] and with_lock.errors == []
+    finally:
         await leader.close()
