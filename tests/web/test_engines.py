@@ -99,8 +99,11 @@ async def test_joins_and_is_in_sync(engine, server):
         assert await page.js("bandsync.offsetUncertaintyMs") < 5.0
         await assert_tracks_server_clock(page, server, slack_ms=5.0)
         assert await page.js("localStorage.getItem('bandsync.name')") == "Player"
-        names = {m["displayName"] for m in leader.last("snapshot")["members"]}
-        assert {"Player", "Lead"} <= names
+        # the room's snapshot after a join is coalesced (250 ms): wait for the one with Player
+        deadline = asyncio.get_running_loop().time() + 3.0
+        while {"Player", "Lead"} - {m["displayName"] for m in leader.last("snapshot")["members"]}:
+            assert asyncio.get_running_loop().time() < deadline, leader.last("snapshot")["members"]
+            await asyncio.sleep(0.05)
     finally:
         await leader.close()
 
