@@ -80,9 +80,13 @@ async def beat_spread_ms(pages: list[Page], tempo: float) -> float:
     ``performance.timeOrigin + performance.now()`` is the browser's shared clock (HR-Time), so
     each page's beat can be carried to the same instant of that clock and compared.
     """
-    readings = [
-        await p.js("[performance.timeOrigin + performance.now(), bandsync.beat()]") for p in pages
-    ]
+    # One local instant per page, read once: the beat at that instant's server time (a pause
+    # of the page's thread between two readings of the clock must not count as spread).
+    at_one_instant = (
+        "(() => { const n = performance.now();"
+        " return [performance.timeOrigin + n, bandsync.beat(n + bandsync.offsetMs)]; })()"
+    )
+    readings = [await p.js(at_one_instant) for p in pages]
     instant = readings[0][0]
     beats = [beat + (instant - shared) * tempo / 60_000 for shared, beat in readings]
     return (max(beats) - min(beats)) * 60_000 / tempo
