@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import socketio
@@ -127,3 +127,19 @@ async def expect_refused(client: Recorder, event: str, payload: Any, code: str) 
     assert ack["ok"] is False, (event, ack)
     assert ack["error"]["code"] == code, (event, ack)
     return ack
+
+
+class PageScript(Protocol):
+    """A page any test driver opened (Playwright, Marionette, WebDriver): runs a script."""
+
+    async def js(self, expression: str) -> Any: ...
+
+
+async def assert_tracks_server_clock(page: PageScript, server: Any, slack_ms: float) -> None:
+    """The page's estimate of server time lies within the instants the server read its clock
+    before and after asking, give or take ``slack_ms``."""
+    clock = server.service.clock
+    before = clock.now_ms()
+    estimate = await page.js("bandsync.serverNow()")
+    after = clock.now_ms()
+    assert before - slack_ms <= estimate <= after + slack_ms, (before, estimate, after)

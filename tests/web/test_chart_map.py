@@ -22,12 +22,12 @@ CHECK = Path(__file__).with_name("chart_check.js")
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
 
-def run(charts: list[str], bars: list[list[float]] | None = None) -> list[dict[str, Any]]:
+def node_check(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Ask chart_check.js (chartmap.js under node) and return its answer."""
     assert NODE is not None
-    data = json.dumps({"charts": charts, "bars": bars or [[] for _ in charts]})
     out = subprocess.run(
         [NODE, str(CHECK), str(WEB_ROOT)],
-        input=data,
+        input=json.dumps(request),
         capture_output=True,
         text=True,
         timeout=30,
@@ -35,6 +35,10 @@ def run(charts: list[str], bars: list[list[float]] | None = None) -> list[dict[s
     )
     result: list[dict[str, Any]] = json.loads(out.stdout)
     return result
+
+
+def run(charts: list[str], bars: list[list[float]] | None = None) -> list[dict[str, Any]]:
+    return node_check({"charts": charts, "bars": bars or [[] for _ in charts]})
 
 
 SONG = "\n".join(
@@ -116,17 +120,7 @@ def test_hostile_repeat_counts_are_capped_and_odd_lines_stay_text() -> None:
 
 def read(lines: list[str]) -> list[dict[str, Any]]:
     """Each line's ChordPro reading by chartmap.js: ``{directive, inline}``."""
-    assert NODE is not None
-    out = subprocess.run(
-        [NODE, str(CHECK), str(WEB_ROOT)],
-        input=json.dumps({"lines": lines}),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    result: list[dict[str, Any]] = json.loads(out.stdout)
-    return result
+    return node_check({"lines": lines})
 
 
 CHORDPRO = "\n".join(

@@ -19,7 +19,7 @@ import pytest_asyncio
 
 from bandsync_desktop.config import Settings
 from bandsync_desktop.server.app import ServerRunner, create_app
-from tests.helpers.clients import Recorder
+from tests.helpers.clients import Recorder, assert_tracks_server_clock
 from tests.helpers.engines import BrowserPool, Engine, Page, has_audio_output, missing_reason
 
 pytestmark = pytest.mark.asyncio
@@ -79,14 +79,6 @@ async def leader_of(url: str, session_id: str = "jam") -> Recorder:
 async def command(leader: Recorder, event: str, **payload: Any) -> None:
     ack = await leader.call(event, {"sessionId": "jam", **payload})
     assert ack["ok"] is True, ack
-
-
-async def assert_tracks_server_clock(page: Page, server: ServerRunner, slack_ms: float) -> None:
-    clock = server.service.clock
-    before = clock.now_ms()
-    estimate = await page.js("bandsync.serverNow()")
-    after = clock.now_ms()
-    assert before - slack_ms <= estimate <= after + slack_ms, (before, estimate, after)
 
 
 async def test_joins_and_is_in_sync(engine, server):

@@ -16,7 +16,7 @@ import pytest
 
 from bandsync_desktop.config import Settings
 from bandsync_desktop.server.app import ServerRunner, create_app
-from tests.helpers.clients import Recorder
+from tests.helpers.clients import Recorder, assert_tracks_server_clock
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio]
 
@@ -90,14 +90,6 @@ async def beat_spread_ms(pages: list[Page], tempo: float) -> float:
     instant = readings[0][0]
     beats = [beat + (instant - shared) * tempo / 60_000 for shared, beat in readings]
     return (max(beats) - min(beats)) * 60_000 / tempo
-
-
-async def assert_tracks_server_clock(page: Page, server: ServerRunner, slack_ms: float) -> None:
-    clock = server.service.clock
-    before = clock.now_ms()
-    estimate = await page.js("bandsync.serverNow()")
-    after = clock.now_ms()
-    assert before - slack_ms <= estimate <= after + slack_ms, (before, estimate, after)
 
 
 async def test_pages_follow_tempo_and_play_and_agree_on_the_beat(browser, server):
