@@ -6,34 +6,21 @@ charts whose form a musician would read the same way.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bandsync_desktop.server.web import WEB_ROOT
+from tests.helpers.node import needs_node, run_check
 
-NODE = shutil.which("node")
 CHECK = Path(__file__).with_name("chart_check.js")
 
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+pytestmark = needs_node
 
 
 def node_check(request: dict[str, Any]) -> list[dict[str, Any]]:
     """Ask chart_check.js (chartmap.js under node) and return its answer."""
-    assert NODE is not None
-    out = subprocess.run(
-        [NODE, str(CHECK), str(WEB_ROOT)],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    result: list[dict[str, Any]] = json.loads(out.stdout)
+    result: list[dict[str, Any]] = run_check(CHECK, request)
     return result
 
 

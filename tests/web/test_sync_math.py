@@ -6,23 +6,19 @@ seeks, meter changes), sent to sync.js under node, and every answer is compared.
 
 from __future__ import annotations
 
-import json
 import math
 import random
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from bandsync_desktop.core.clocksync import OffsetEstimator, SyncSample
 from bandsync_desktop.core.timeline import Timeline
-from bandsync_desktop.server.web import WEB_ROOT
+from tests.helpers.node import needs_node, run_check
 
-NODE = shutil.which("node")
 CHECK = Path(__file__).with_name("sync_check.js")
 
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+pytestmark = needs_node
 
 
 def random_timeline(rng: random.Random) -> Timeline:
@@ -67,16 +63,7 @@ def python_beats(timeline: Timeline, lo: float, hi: float) -> list[tuple[float, 
 
 
 def run_node(payload: dict[str, object]) -> dict[str, object]:
-    assert NODE is not None
-    done = subprocess.run(
-        [NODE, str(CHECK), str(WEB_ROOT)],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    result: dict[str, object] = json.loads(done.stdout)
+    result: dict[str, object] = run_check(CHECK, payload)
     return result
 
 
