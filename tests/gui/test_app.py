@@ -17,30 +17,36 @@ from ..helpers.clients import Recorder
 from .conftest import Run
 
 
-def test_screenshot_mode_with_demo_members(tmp_path: Path, qapp: object) -> None:
-    out = tmp_path / "shot.png"
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bandsync_desktop",
-            "--screenshot",
-            str(out),
-            "--demo",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--profile-dir",
-            str(tmp_path / "profile"),
-        ],
+def run_console(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m bandsync_desktop *args`` offscreen, to the end; its result."""
+    return subprocess.run(
+        [sys.executable, "-m", "bandsync_desktop", *args],
         capture_output=True,
         text=True,
-        timeout=60,
-        env=env,
+        timeout=timeout,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
         check=False,
     )
+
+
+def screenshot(out: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Screenshot mode on loopback with a profile of the test's own."""
+    return run_console(
+        "--screenshot",
+        str(out),
+        *extra,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--profile-dir",
+        str(profile),
+    )
+
+
+def test_screenshot_mode_with_demo_members(tmp_path: Path, qapp: object) -> None:
+    out = tmp_path / "shot.png"
+    result = screenshot(out, tmp_path / "profile", "--demo")
     assert result.returncode == 0, result.stderr
     image = QImage(str(out))
     # The size a real start gives the window on the default 1920x1080 screen.
@@ -55,39 +61,11 @@ def test_screenshot_on_a_laptop_screen_is_what_a_laptop_start_shows(tmp_path: Pa
     """--screen: the window is sized as a real start sizes it there (a 1366x768 laptop's
     start fills its screen, it never opens bigger than the screen)."""
     out = tmp_path / "laptop.png"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bandsync_desktop",
-            "--screenshot",
-            str(out),
-            "--screen",
-            "1366x768",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--profile-dir",
-            str(tmp_path / "profile"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
-        check=False,
-    )
+    result = screenshot(out, tmp_path / "profile", "--screen", "1366x768")
     assert result.returncode == 0, result.stderr
     image = QImage(str(out))
     assert (image.width(), image.height()) == (1366, 768)
-    bad = subprocess.run(
-        [sys.executable, "-m", "bandsync_desktop", "--screenshot", str(out), "--screen", "big"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
-        check=False,
-    )
+    bad = run_console("--screenshot", str(out), "--screen", "big", timeout=30)
     assert bad.returncode == 2 and "not a screen size such as 1366x768" in bad.stderr
 
 
