@@ -475,93 +475,72 @@ class SessionService:
         """Join (creating an open session if needed). Returns the session and, for a protected
         session created by this join, its leader key."""
         connection = self._connection(sid)
+        # A connection's joins, leaves and disconnect run one at a time (no ghost members).
         async with connection.membership:
             if self.connections.get(sid) is not connection:
                 raise NotInSession("connection closed")  # dropped while the join waited
-            return await self._join(
-                connection,
-                session_id,
-                client_id=client_id,
-                display_name=display_name,
-                role=role,
-                key=key,
-                wants_ticks=wants_ticks,
-                create_protected=create_protected,
+            switching = connection.session_id is not None and connection.session_id != session_id
+            session, created = await self.ensure_session(
+                session_id, protected=create_protected, address=connection.address
             )
+            new_key = session.leader_key if created and create_protected else None
+            if created and create_protected:
+                role, key = "leader", new_key
+            now = self.clock.now_ms()
+            if role == "leader":
+                try:
+                    self._check_claim_allowed(session_id)
+                except BandSyncError:
+                    if created:
+                        await self.store.delete(session_id)
+                        self._forget_session(session_id)
+                    raise
 
-    async def _join(
-        self,
-        connection: Connection,
-        session_id: str,
-        *,
-        client_id: str | None,
-        display_name: str | None,
-        role: Role | None,
-        key: str | None,
-        wants_ticks: bool,
-        create_protected: bool,
-    ) -> tuple[Session, str | None]:
-        sid = connection.sid
-        switching = connection.session_id is not None and connection.session_id != session_id
-        session, created = await self.ensure_session(
-            session_id, protected=create_protected, address=connection.address
-        )
-        new_key = session.leader_key if created and create_protected else None
-        if created and create_protected:
-            role, key = "leader", new_key
-        now = self.clock.now_ms()
-        if role == "leader":
+            def change(s: Session) -> tuple[str, str | None, list[Notice]]:
+                self._check_seats(s, connection, client_id)
+                member, replaced, notices = s.join(
+                    now,
+                    sid,
+                    client_id=client_id,
+                    display_name=display_name,
+                    role=role,
+                    key=key,
+                    device=connection.user_agent,
+                    rules=self.rules,
+                )
+                return member.client_id, replaced, notices
+
             try:
-                self._check_claim_allowed(session_id)
+                session, (member_client_id, replaced, notices) = await self._update(
+                    session_id, change
+                )
             except BandSyncError:
-                if created:
+                if created and not create_protected:
+                    # A refused first join leaves no empty ad hoc session behind.
                     await self.store.delete(session_id)
                     self._forget_session(session_id)
                 raise
-
-        def change(s: Session) -> tuple[str, str | None, list[Notice]]:
-            self._check_seats(s, connection, client_id)
-            member, replaced, notices = s.join(
-                now,
-                sid,
-                client_id=client_id,
-                display_name=display_name,
-                role=role,
-                key=key,
-                device=connection.user_agent,
-                rules=self.rules,
-            )
-            return member.client_id, replaced, notices
-
-        try:
-            session, (member_client_id, replaced, notices) = await self._update(session_id, change)
-        except BandSyncError:
-            if created and not create_protected:
-                # A refused first join leaves no empty ad hoc session behind.
-                await self.store.delete(session_id)
-                self._forget_session(session_id)
-            raise
-        if switching:  # only once the new session took it: a refused join changes nothing
-            await self._detach(connection, disconnected=False)
-        connection.session_id = session_id
-        connection.client_id = member_client_id
-        connection.wants_ticks = wants_ticks
-        await self.emitter.enter_room(sid, session_id)
-        if wants_ticks:
-            await self.emitter.enter_room(sid, tick_room(session_id))
-        if replaced is not None:
-            await self._evict_socket(replaced, session_id)
-        await self.emitter.emit("snapshot", self.snapshot(session), to=sid)
-        leadership = [n for n in notices if n[0] == "role_changed"]
-        others = [n for n in notices if n[0] != "role_changed"]
-        # (a join that moves the lead is published at once, its user_joined first)
-        await self._publish_notices(session_id, others, at_once=bool(leadership))
-        if leadership:
-            await self._publish(session, leadership)
-        else:
-            self._publish_membership_later(session_id)
-        SERVER.info("%s joined %s", connection.client_id, session_id)
-        return session, new_key
+            if switching:  # only once the new session took it: a refused join changes nothing
+                await self._detach(connection, disconnected=False)
+            connection.session_id = session_id
+            connection.client_id = member_client_id
+            connection.wants_ticks = wants_ticks
+            await self.emitter.enter_room(sid, session_id)
+            if wants_ticks:
+                await self.emitter.enter_room(sid, tick_room(session_id))
+            if replaced is not None:
+                await self._evict_socket(replaced, session_id)
+            await self.emitter.emit("snapshot", self.snapshot(session), to=sid)
+            leadership = [n for n in notices if n[0] == "role_changed"]
+            others = [n for n in notices if n[0] != "role_changed"]
+            # (a join that moves the lead is published at once, its user_joined first)
+            await self._publish_notices(session_id, others, at_once=bool(leadership))
+            if leadership:
+                await self._publish(session, leadership)
+            else:
+                self._publish_membership_later(session_id)
+            SERVER.info("%s joined %s", connection.client_id, session_id)
+            return session, new_key
 
     async def _evict_socket(self, old_sid: str, session_id: str) -> None:
         """An older socket of a client that re-attached: it no longer speaks for the member."""
