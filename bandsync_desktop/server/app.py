@@ -76,6 +76,13 @@ def create_app(
     sio.eio.limit_connections(
         settings.max_connections_per_address, frozenset(settings.connection_cap_exempt)
     )
+    # Frames are metered before they are decoded, frame_rate_factor times the event budget.
+    factor = settings.frame_rate_factor
+    sio.eio.limit_frames(
+        settings.rate_limit_per_s * factor,
+        round(settings.rate_limit_burst * factor),
+        settings.flood_cutoff_s,
+    )
     sio.eio.allowed_hosts = frozenset(host.lower() for host in settings.allowed_hosts)
     fanout = TickFanout(sio)
     # One node: room broadcasts through the fan-out; several: through the Redis manager.

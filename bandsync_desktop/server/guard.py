@@ -15,9 +15,8 @@ answered with ``error {code: INVALID_PAYLOAD}`` and counted against the connecti
 limit (a flood of them is answered no more often than the limit allows). Exceptions from our
 own handlers never get here: ``handlers.py`` turns each into an ``error`` reply itself.
 
-It also sets the Engine.IO frame budget (``LeanServer.limit_frames``) from the settings: every
-frame is counted before python-socketio sees it, and a flood is dropped there, unread, at a
-small fraction of what a refused event costs further in (``engine.py``).
+Floods never get this far: every frame is counted by the Engine.IO frame budget before
+python-socketio sees it and dropped there, unread (``engine.py``; set in ``app.create_app``).
 """
 
 from __future__ import annotations
@@ -38,15 +37,6 @@ MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, Recurs
 
 def guard_malformed_packets(sio: socketio.AsyncServer, service: SessionService) -> None:
     """Install the guards on ``sio`` (after ``socketio.AsyncServer`` registered its own)."""
-    settings = service.settings
-    limit_frames = getattr(sio.eio, "limit_frames", None)
-    if limit_frames is not None:  # our LeanServer (a stock engine has no frame meter)
-        factor = settings.frame_rate_factor
-        limit_frames(
-            settings.rate_limit_per_s * factor,
-            round(settings.rate_limit_burst * factor),
-            settings.flood_cutoff_s,
-        )
     handle: Callable[[str, Any], Awaitable[None]] = sio._handle_eio_message
 
     async def guarded(eio_sid: str, data: Any) -> None:
