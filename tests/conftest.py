@@ -22,14 +22,21 @@ ServerFactory = Callable[..., Awaitable[ServerRunner]]
 
 @pytest_asyncio.fixture
 async def start_server() -> AsyncIterator[ServerFactory]:
-    """Start servers with custom settings/clock/store: ``await start_server(**overrides)``."""
+    """Start servers with custom settings/clock/store/actors: ``await start_server(**kw)``."""
     runners: list[ServerRunner] = []
 
     async def start(
-        *, clock: Any = None, store: Any = None, band_session: bool = False, **overrides: Any
+        *,
+        clock: Any = None,
+        store: Any = None,
+        band_session: bool = False,
+        actors: Any = (),
+        **overrides: Any,
     ) -> ServerRunner:
         settings = Settings(host="127.0.0.1", port=0).with_overrides(overrides)
-        app = create_app(settings, clock=clock, store=store, band_session=band_session)
+        app = create_app(
+            settings, clock=clock, store=store, band_session=band_session, actors=actors
+        )
         runner = ServerRunner(app)
         await runner.start("127.0.0.1", 0)
         runners.append(runner)

@@ -740,3 +740,47 @@ class Session:
             version=int(data["version"]),
             last_activity=float(data.get("lastActivity", data["createdAt"])),
         )
+
+
+def carried_over(previous: Session, now_ms: float) -> Session:
+    """The band session of a restarted console server: what the band had, stopped at the top.
+
+    Tempo, meter, count-in, song, stage message and the leader key are kept (a phone that
+    was given the key can still claim the lead with it). The transport is stopped at the top,
+    as after any stop. Nobody is connected any more, so every member becomes away, keeping
+    their seniority; a phone that led has its seat held exactly as if its connection had
+    dropped (``Session.leave``), so it gets the lead back when it rejoins within the grace
+    period, and the console takes it after that. The version counts on from the previous
+    one, so a phone that kept the old state never mistakes the new one for older.
+
+    Args:
+        previous: the band session as the stopped server last had it.
+        now_ms: the new server's time.
+    """
+    latest = previous.timeline.latest
+    away = {
+        cid: AwayMember(gone.display_name, gone.joined_at, now_ms)
+        for cid, gone in previous.away.items()
+    }
+    for cid, member in previous.members.items():
+        away[cid] = AwayMember(member.display_name, member.joined_at, now_ms)
+    leader = previous.leader_id
+    phone_led = leader is not None and leader != CONSOLE and leader in away
+    held = leader if phone_led else previous.held_leader_id
+    return Session(
+        session_id=previous.session_id,
+        created_at=now_ms,
+        timeline=Timeline.stopped(now_ms, latest.tempo_bpm, latest.beats_per_bar, latest.beat_unit),
+        protected=previous.protected,
+        console_hosted=previous.console_hosted,
+        leader_key=previous.leader_key,
+        leader_id=None if held is not None else CONSOLE,
+        held_leader_id=held,
+        vacant_since=now_ms if held is not None else None,
+        away=away,
+        message=previous.message,
+        count_in_bars=previous.count_in_bars,
+        song=previous.song,
+        version=previous.version + 1,
+        last_activity=now_ms,
+    )

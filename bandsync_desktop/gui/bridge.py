@@ -24,6 +24,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QNetworkInterface
 
+from ..actors.console import ConsoleFacade, SongSpec
 from ..config import Settings
 from ..core.clock import Clock
 from ..core.errors import BandSyncError
@@ -33,7 +34,6 @@ from ..core.timeline import Boundary
 from ..core.validation import TEMPO_MAX, TEMPO_MIN
 from ..log import GUI
 from ..server.app import ServerRunner, create_app
-from ..server.console import ConsoleFacade, SongSpec
 from ..server.net import next_free_port, port_is_free
 from ..server.readmodel import ServerView
 from ..server.storage import StoreState
@@ -227,8 +227,10 @@ class Bridge(QObject):
                 raise PortInUse(host, port, next_free_port(host, port)) from exc
             raise StartupError(f"cannot listen on {host}:{port}: {exc}") from exc
         self.runner = runner
-        self.console = ConsoleFacade(runner.service, self.session_id)
-        self.view = ServerView.of(runner.app)
+        actors = runner.actors
+        assert actors is not None  # (the console's server always has the band session)
+        self.console = ConsoleFacade(actors.host)
+        self.view = actors.host.view
         self.view.subscribe(self._on_publication)
         logging.getLogger(BANDSYNC_LOGGER).addHandler(self._log_forwarder)
         self._urls = tuple(

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..actors.console import SongSpec
 from ..core import validation
 from ..core.errors import ValidationError
-from ..server.console import SongSpec
 
 FORMAT = 1
 

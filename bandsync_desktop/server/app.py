@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 import weakref
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 import socketio
@@ -20,13 +20,14 @@ from aiohttp import WSCloseCode, web
 from .. import __version__
 from ..config import Settings
 from ..core.clock import Clock, MonotonicClock
-from ..core.session import Session
+from ..core.session import Session, carried_over
 from ..log import SERVER
 from . import handlers
-from .console import carried_over
 from .engine import BandSyncSocketServer
 from .fanout import RoomEmitter, TickFanout
 from .guard import guard_malformed_packets
+from .peers import Actor, ActorHost, ActorSet
+from .readmodel import ServerView
 from .service import SessionService
 from .storage import SessionStore, create_store
 from .tasks import LoopLagMonitor, run_every, run_ticker, send_heartbeats
@@ -45,6 +46,8 @@ STARTED_AT = web.AppKey("started_at", float)
 BAND_SESSION = web.AppKey("band_session", str)
 CARRY_OVER = web.AppKey("carry_over", Session)  # the band session of the previous server
 CLUSTER: web.AppKey[Cluster] = web.AppKey("cluster")
+ACTORS = web.AppKey("actors", ActorSet)  # the in-process peers following the band session
+_ACTORS_TO_START: web.AppKey[tuple[Actor, ...]] = web.AppKey("actors_to_start")
 
 
 def create_app(
@@ -54,11 +57,17 @@ def create_app(
     store: SessionStore | None = None,
     band_session: bool = False,
     carry_over: Session | None = None,
+    actors: Sequence[Actor] = (),
 ) -> web.Application:
     """Build the server. ``band_session`` creates the console's protected session at start;
     ``carry_over`` (the band session of the console's previous server) makes it start with
     that session's tempo, meter, count-in, song, message and leader key
-    (``console.carried_over``), unless the store still holds the session (Redis)."""
+    (``core.session.carried_over``), unless the store still holds the session (Redis).
+    ``actors`` (bridges to other gear, ``server/peers.py``) follow the band session: they
+    start once it exists and stop before the server closes; more can be started later
+    through ``app[ACTORS]``."""
+    if actors and not band_session:
+        raise ValueError("actors follow the band session: start it too (band_session=True)")
     clock = clock or MonotonicClock()
     store = store or create_store(settings.redis_url, ttl_s=settings.idle_expiry_s)
     cluster = _cluster_for(store, settings, clock)
@@ -111,6 +120,9 @@ def create_app(
         app[BAND_SESSION] = settings.band_session_id
         if carry_over is not None:
             app[CARRY_OVER] = carry_over
+        host = ActorHost(service, ServerView(service, app[LAG]), settings.band_session_id)
+        app[ACTORS] = ActorSet(host)
+        app[_ACTORS_TO_START] = tuple(actors)
     app.cleanup_ctx.append(_lifecycle)
     return app
 
@@ -151,9 +163,15 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if cluster is not None:
         jobs.append(cluster.run(service))
     tasks = [asyncio.create_task(job) for job in jobs]
+    actor_set = app.get(ACTORS)
     try:
+        if actor_set is not None:
+            to_start: tuple[Actor, ...] = app[_ACTORS_TO_START]
+            await actor_set.start_all(to_start)
         yield
     finally:
+        if actor_set is not None:
+            await actor_set.stop_all()  # before the sessions close: they still read them
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -208,6 +226,11 @@ class ServerRunner:
     @property
     def sio(self) -> socketio.AsyncServer:
         return self.app[SIO]
+
+    @property
+    def actors(self) -> ActorSet | None:
+        """The in-process peers following the band session (``None`` without one)."""
+        return self.app.get(ACTORS)
 
     @property
     def url(self) -> str:

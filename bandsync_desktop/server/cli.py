@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from .. import __version__, config, log
 from .app import ServerRunner, create_app
+from .peers import Actor, ActorError
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,17 +34,20 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, object]:
     return {"host": args.host, "port": args.port, "redis_url": args.redis_url}
 
 
-async def serve(settings: config.Settings, *, band_session: bool = False) -> int:
-    """Run until SIGINT/SIGTERM."""
-    app = create_app(settings, band_session=band_session)
+async def serve(
+    settings: config.Settings, *, band_session: bool = False, actors: Sequence[Actor] = ()
+) -> int:
+    """Run until SIGINT/SIGTERM. ``actors`` (bridges to gear) follow the band session."""
+    app = create_app(settings, band_session=band_session or bool(actors), actors=actors)
     runner = ServerRunner(app)
     try:
         await runner.start(settings.host, settings.port)
     except OSError as exc:
         log.SERVER.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
         return 2
-    except ValueError as exc:  # a setting out of range (tcpguard.py checks its own)
+    except (ValueError, ActorError) as exc:  # a setting out of range, gear that cannot run
         log.SERVER.error("cannot start: %s", exc)
+        await runner.stop()
         return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -66,15 +70,20 @@ async def serve(settings: config.Settings, *, band_session: bool = False) -> int
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # (the actors package imports no bridge library until one is asked for)
+    from ..actors import add_gear_arguments, build_actors, gear_options
+
     parser = argparse.ArgumentParser(prog="bandsync-server", description=__doc__)
     add_server_arguments(parser)
+    add_gear_arguments(parser)
     args = parser.parse_args(argv)
     log.configure(getattr(logging, str(args.log_level).upper(), logging.INFO))
     try:
         settings = config.load(cli_overrides(args))
-    except ValueError as exc:
+        actors = build_actors(gear_options(args))
+    except (ValueError, ActorError) as exc:
         parser.error(str(exc))
-    return asyncio.run(serve(settings, band_session=args.band_session))
+    return asyncio.run(serve(settings, band_session=args.band_session, actors=actors))
 
 
 if __name__ == "__main__":

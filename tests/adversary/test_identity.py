@@ -124,7 +124,7 @@ async def test_no_hostile_target_reaches_a_member_it_does_not_name(
 async def test_the_console_hands_over_by_the_members_it_lists(start_server: Any) -> None:
     """The console names members by the client ids of its own member list (never from the
     network); the lead goes to exactly that member, even with an impostor present."""
-    from bandsync_desktop.server.console import ConsoleFacade
+    from bandsync_desktop.actors.console import ConsoleFacade
 
     server = await start_server(band_session=True)
     victim = await Recorder(server.url, "victim").connect()
@@ -134,7 +134,7 @@ async def test_the_console_hands_over_by_the_members_it_lists(start_server: Any)
         await expect_ok(
             attacker, "join_session", {"sessionId": "band", "clientId": member_id("v-1")}
         )
-        console = ConsoleFacade(server.service, "band")
+        console = ConsoleFacade(server.actors.host)
         session = await console.hand_over("v-1")
         assert session.leader_id == "v-1"
         await console.take_lead()

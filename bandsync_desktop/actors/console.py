@@ -1,8 +1,8 @@
-"""The console's commands as plain typed methods (no Qt).
+"""The console's commands as plain typed methods (no Qt): the console is one actor.
 
-Each method builds the protocol payload a phone would send and submits it through the one
-command table (``core.commands.COMMANDS``): the same parser validates it and the same
-``Session`` rule runs, through ``SessionService.console_command`` with the console's
+Each method builds the protocol payload a phone would send and submits it through its
+``ActorHost`` (``server/peers.py``) to the one command table (``core.commands.COMMANDS``):
+the same parser validates it and the same ``Session`` rule runs, with the console's
 authority. So the console and the phones obey one rule set, and every change is published to
 the phones exactly as a socket command would be. Bad input raises a ``BandSyncError`` and
 changes nothing.
@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.commands import COMMANDS
-from ..core.session import CONSOLE, AwayMember, Session, member_id
-from ..core.timeline import Boundary, Timeline
-from .service import SessionService
+from ..core.session import CONSOLE, Session, member_id
+from ..core.timeline import Boundary
+from ..server.peers import ActorHost
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,18 +35,17 @@ class ConsoleFacade:
     """Leader commands of the console on one session.
 
     Args:
-        service: the server's session service.
-        session_id: the session the console leads (the band session).
+        host: the actor host of the session the console leads (the band session).
     """
 
-    def __init__(self, service: SessionService, session_id: str) -> None:
-        self.service = service
-        self.session_id = session_id
+    def __init__(self, host: ActorHost) -> None:
+        self.host = host
+        self.session_id = host.session_id
 
     @property
     def session(self) -> Session | None:
         """The last state of the session this node wrote or read (no I/O)."""
-        return self.service.sessions.get(self.session_id)
+        return self.host.session
 
     async def submit(self, name: str, payload: Mapping[str, Any]) -> Session:
         """Run the command ``name`` of the one table (``core.commands.COMMANDS``) with a
@@ -57,8 +55,7 @@ class ConsoleFacade:
         Raises:
             BandSyncError: the payload is invalid or the rule refuses; nothing changed.
         """
-        action = COMMANDS[name].parse(payload, self.service.rules)
-        return await self.service.console_command(self.session_id, action)
+        return await self.host.submit(name, payload)
 
     async def set_tempo(self, bpm: float, boundary: Boundary = "beat") -> Session:
         """Change the tempo (20-280 BPM), on the next beat while playing."""
@@ -122,51 +119,7 @@ class ConsoleFacade:
 
     async def remove(self, client_id: str) -> None:
         """Remove a member, named by its client id; their phone is told and leaves."""
-        await self.service.remove_member(self.session_id, CONSOLE, _public_ref(client_id))
-
-
-def carried_over(previous: Session, now_ms: float) -> Session:
-    """The band session of a restarted console server: what the band had, stopped at the top.
-
-    Tempo, meter, count-in, song, stage message and the leader key are kept (a phone that
-    was given the key can still claim the lead with it). The transport is stopped at the top,
-    as after any stop. Nobody is connected any more, so every member becomes away, keeping
-    their seniority; a phone that led has its seat held exactly as if its connection had
-    dropped (``Session.leave``), so it gets the lead back when it rejoins within the grace
-    period, and the console takes it after that. The version counts on from the previous
-    one, so a phone that kept the old state never mistakes the new one for older.
-
-    Args:
-        previous: the band session as the stopped server last had it.
-        now_ms: the new server's time.
-    """
-    latest = previous.timeline.latest
-    away = {
-        cid: AwayMember(gone.display_name, gone.joined_at, now_ms)
-        for cid, gone in previous.away.items()
-    }
-    for cid, member in previous.members.items():
-        away[cid] = AwayMember(member.display_name, member.joined_at, now_ms)
-    leader = previous.leader_id
-    phone_led = leader is not None and leader != CONSOLE and leader in away
-    held = leader if phone_led else previous.held_leader_id
-    return Session(
-        session_id=previous.session_id,
-        created_at=now_ms,
-        timeline=Timeline.stopped(now_ms, latest.tempo_bpm, latest.beats_per_bar, latest.beat_unit),
-        protected=previous.protected,
-        console_hosted=previous.console_hosted,
-        leader_key=previous.leader_key,
-        leader_id=None if held is not None else CONSOLE,
-        held_leader_id=held,
-        vacant_since=now_ms if held is not None else None,
-        away=away,
-        message=previous.message,
-        count_in_bars=previous.count_in_bars,
-        song=previous.song,
-        version=previous.version + 1,
-        last_activity=now_ms,
-    )
+        await self.host.remove_member(_public_ref(client_id))
 
 
 def _public_ref(client_id: str) -> str:
