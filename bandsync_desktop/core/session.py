@@ -294,7 +294,7 @@ class Session:
         return {
             "sessionId": self.session_id,
             "positionMs": self.timeline.position_at(max(now_ms, at_ms)),
-            "tempoBpm": latest.tempo_bpm,
+            "tempoBpm": latest.end_tempo_bpm,
             "isPlaying": latest.playing,
             "effectiveAt": at_ms,
             "serverTimestamp": now_ms,
@@ -653,8 +653,9 @@ class Session:
         return {
             "sessionId": self.session_id,
             "version": self.version,
-            "tempo": latest.tempo_bpm,
-            "tempoBpm": latest.tempo_bpm,
+            # (the tempo once pending changes and ramps are over; segments say the rest)
+            "tempo": latest.end_tempo_bpm,
+            "tempoBpm": latest.end_tempo_bpm,
             "position": position,
             "positionMs": position,
             "isPlaying": latest.playing,
@@ -770,7 +771,9 @@ def carried_over(previous: Session, now_ms: float) -> Session:
     return Session(
         session_id=previous.session_id,
         created_at=now_ms,
-        timeline=Timeline.stopped(now_ms, latest.tempo_bpm, latest.beats_per_bar, latest.beat_unit),
+        timeline=Timeline.stopped(
+            now_ms, latest.end_tempo_bpm, latest.beats_per_bar, latest.beat_unit
+        ),
         protected=previous.protected,
         console_hosted=previous.console_hosted,
         leader_key=previous.leader_key,

@@ -34,7 +34,15 @@ Boundary = Literal["now", "beat", "bar"]
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """One stretch of the timeline. See the module docstring."""
+    """One stretch of the timeline. See the module docstring.
+
+    A *ramp* (accelerando, ritardando) runs from the anchor: the tempo goes from
+    ``tempo_bpm`` to ``ramp_to_bpm`` linearly in beats over ``ramp_beats`` beats, then holds
+    at ``ramp_to_bpm``. With tempo ``T(b) = T0 + k b`` (``k`` BPM per beat) the time to beat
+    ``b`` after the anchor is ``60000/k * ln(1 + k b / T0)`` ms, and the beat at ``t`` ms is
+    ``T0/k * (exp(k t / 60000) - 1)``: closed forms, so a ramp is as exact as a constant
+    tempo. A count-in before the anchor runs at ``tempo_bpm``.
+    """
 
     start_ms: float
     anchor_ms: float
@@ -44,11 +52,53 @@ class Segment:
     playing: bool
     beats_per_bar: int
     beat_unit: int
+    ramp_to_bpm: float | None = None
+    ramp_beats: float = 0.0
 
     @property
     def beat_ms(self) -> float:
-        """Length of one beat in milliseconds at this segment's tempo."""
+        """Length of one beat in milliseconds at this segment's (starting) tempo."""
         return MS_PER_MINUTE / self.tempo_bpm
+
+    @property
+    def ramps(self) -> bool:
+        return (
+            self.ramp_to_bpm is not None
+            and self.ramp_beats > 0.0
+            and self.ramp_to_bpm != self.tempo_bpm
+        )
+
+    @property
+    def end_tempo_bpm(self) -> float:
+        """The tempo once the ramp (if any) is over."""
+        return self.ramp_to_bpm if self.ramps and self.ramp_to_bpm is not None else self.tempo_bpm
+
+    @property
+    def _slope(self) -> float:
+        """BPM per beat along the ramp."""
+        assert self.ramp_to_bpm is not None
+        return (self.ramp_to_bpm - self.tempo_bpm) / self.ramp_beats
+
+    @property
+    def ramp_ms(self) -> float:
+        """How long the ramp takes (0 without one)."""
+        if not self.ramps:
+            return 0.0
+        assert self.ramp_to_bpm is not None
+        return MS_PER_MINUTE / self._slope * math.log(self.ramp_to_bpm / self.tempo_bpm)
+
+    def tempo_at_beat(self, beat: float) -> float:
+        """The tempo at ``beat`` (the count-in's before the anchor)."""
+        if not self.ramps:
+            return self.tempo_bpm
+        done = min(max(0.0, beat - self.beat), self.ramp_beats)
+        return self.tempo_bpm + self._slope * done
+
+    def tempo_at(self, t_ms: float) -> float:
+        """The tempo in force at ``t_ms`` (while paused: the tempo it will resume at)."""
+        if not self.playing:
+            return self.tempo_bpm
+        return self.tempo_at_beat(self.beat_at(t_ms))
 
     def position_at(self, t_ms: float) -> float:
         if not self.playing:
@@ -58,14 +108,47 @@ class Segment:
     def beat_at(self, t_ms: float) -> float:
         if not self.playing:
             return self.beat
-        return self.beat + (t_ms - self.anchor_ms) / self.beat_ms
+        elapsed = t_ms - self.anchor_ms
+        if elapsed <= 0.0 or not self.ramps:
+            return self.beat + elapsed / self.beat_ms
+        ramp_ms = self.ramp_ms
+        if elapsed < ramp_ms:
+            k = self._slope
+            return self.beat + self.tempo_bpm / k * math.expm1(k * elapsed / MS_PER_MINUTE)
+        return (
+            self.beat + self.ramp_beats + (elapsed - ramp_ms) * self.end_tempo_bpm / MS_PER_MINUTE
+        )
 
     def time_of_beat(self, beat: float) -> float:
         """Server time at which this (playing) segment reaches ``beat``."""
-        return self.anchor_ms + (beat - self.beat) * self.beat_ms
+        done = beat - self.beat
+        if done <= 0.0 or not self.ramps:
+            return self.anchor_ms + done * self.beat_ms
+        if done < self.ramp_beats:
+            k = self._slope
+            return self.anchor_ms + MS_PER_MINUTE / k * math.log1p(k * done / self.tempo_bpm)
+        return (
+            self.anchor_ms
+            + self.ramp_ms
+            + (done - self.ramp_beats) * MS_PER_MINUTE / self.end_tempo_bpm
+        )
+
+    def ramp_from(self, beat: float) -> dict[str, Any]:
+        """The tempo and what is left of the ramp for a segment re-anchored at ``beat``
+        (a meter change renumbers beats but keeps their length: the beats left stay)."""
+        if not self.ramps:
+            return {"tempo_bpm": self.tempo_bpm, "ramp_to_bpm": None, "ramp_beats": 0.0}
+        left = self.ramp_beats - max(0.0, beat - self.beat)
+        if left <= _SNAP:
+            return {"tempo_bpm": self.end_tempo_bpm, "ramp_to_bpm": None, "ramp_beats": 0.0}
+        return {
+            "tempo_bpm": self.tempo_at_beat(beat),
+            "ramp_to_bpm": self.ramp_to_bpm,
+            "ramp_beats": left,
+        }
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire: dict[str, Any] = {
             "startServerTime": self.start_ms,
             "anchorServerTime": self.anchor_ms,
             "anchorPositionMs": self.position_ms,
@@ -75,9 +158,14 @@ class Segment:
             "beatsPerBar": self.beats_per_bar,
             "beatUnit": self.beat_unit,
         }
+        if self.ramps:  # (a segment without a ramp keeps the original wire form)
+            wire["rampToBpm"] = self.ramp_to_bpm
+            wire["rampBeats"] = self.ramp_beats
+        return wire
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Segment:
+        ramp_to = data.get("rampToBpm")
         return cls(
             start_ms=float(data["startServerTime"]),
             anchor_ms=float(data["anchorServerTime"]),
@@ -87,6 +175,8 @@ class Segment:
             playing=bool(data["isPlaying"]),
             beats_per_bar=int(data["beatsPerBar"]),
             beat_unit=int(data["beatUnit"]),
+            ramp_to_bpm=None if ramp_to is None else float(ramp_to),
+            ramp_beats=float(data.get("rampBeats", 0.0)) if ramp_to is not None else 0.0,
         )
 
 
@@ -162,6 +252,10 @@ class Timeline:
         """Absolute beat count at server time ``t_ms`` (negative relative during a count-in)."""
         return self.segment_at(t_ms).beat_at(t_ms)
 
+    def tempo_at(self, t_ms: float) -> float:
+        """The tempo in force at ``t_ms`` (inside a ramp: the ramp's tempo then)."""
+        return self.segment_at(t_ms).tempo_at(t_ms)
+
     def bar_beat_at(self, t_ms: float) -> BarBeat:
         segment = self.segment_at(t_ms)
         return bar_beat(segment.beat_at(t_ms), segment.beats_per_bar)
@@ -232,7 +326,12 @@ class Timeline:
         anchor_ms: float | None = None,
         **changes: Any,
     ) -> Timeline:
-        """Append ``segment`` re-anchored at ``at_ms`` (or ``anchor_ms``) with ``changes``."""
+        """Append ``segment`` re-anchored at ``at_ms`` (or ``anchor_ms``) with ``changes``.
+
+        A ramp under way goes on from ``beat`` unless ``changes`` say otherwise.
+        """
+        if "tempo_bpm" not in changes:
+            changes = {**segment.ramp_from(beat), **changes}
         return self._append(
             replace(
                 segment,
@@ -245,7 +344,8 @@ class Timeline:
         )
 
     def with_tempo(self, at_ms: float, tempo_bpm: float) -> Timeline:
-        """Change tempo at ``at_ms``, keeping position and beat phase continuous."""
+        """Change tempo at ``at_ms``, keeping position and beat phase continuous (a ramp
+        under way ends there)."""
         segment, position, beat = self._state_at(at_ms)
         anchor = None
         if segment.playing and at_ms < segment.anchor_ms:
@@ -253,7 +353,40 @@ class Timeline:
             # downbeat so that the remaining count-in beats run at the new tempo.
             remaining_beats = (segment.anchor_ms - at_ms) / segment.beat_ms
             anchor = at_ms + remaining_beats * MS_PER_MINUTE / tempo_bpm
-        return self._reanchored(at_ms, segment, position, beat, anchor, tempo_bpm=tempo_bpm)
+        return self._reanchored(
+            at_ms,
+            segment,
+            position,
+            beat,
+            anchor,
+            tempo_bpm=tempo_bpm,
+            ramp_to_bpm=None,
+            ramp_beats=0.0,
+        )
+
+    def with_ramp(self, at_ms: float, tempo_bpm: float, beats: float) -> Timeline:
+        """From ``at_ms`` (a count-in's downbeat, if one runs then), move the tempo to
+        ``tempo_bpm`` linearly in beats over ``beats`` beats, keeping position and beat phase
+        continuous; the tempo then holds. Paused, the tempo is simply set."""
+        segment, position, beat = self._state_at(at_ms)
+        if not segment.playing or beats <= 0.0:
+            return self.with_tempo(at_ms, tempo_bpm)
+        in_count_in = at_ms < segment.anchor_ms
+        start = segment.tempo_at_beat(beat)
+        return self._reanchored(
+            at_ms,
+            segment,
+            position,
+            beat,
+            segment.anchor_ms if in_count_in else None,
+            tempo_bpm=start,
+            ramp_to_bpm=tempo_bpm,
+            ramp_beats=float(beats),
+        )
+
+    def _frozen(self, segment: Segment, beat: float) -> dict[str, Any]:
+        """The tempo reached at ``beat``, held (a pause or a seek ends a ramp)."""
+        return {"tempo_bpm": segment.tempo_at_beat(beat), "ramp_to_bpm": None, "ramp_beats": 0.0}
 
     def played(self, at_ms: float, count_in_beats: int = 0) -> Timeline:
         """Start playing at ``at_ms``, after ``count_in_beats`` beats of count-in."""
@@ -268,22 +401,27 @@ class Timeline:
         segment, position, beat = self._state_at(at_ms)
         if not segment.playing:
             return self
-        return self._reanchored(at_ms, segment, position, beat, playing=False)
+        return self._reanchored(
+            at_ms, segment, position, beat, playing=False, **self._frozen(segment, beat)
+        )
 
     def sought(self, at_ms: float, position_ms: float) -> Timeline:
         """Jump to ``position_ms`` at ``at_ms``; playing or paused as before.
 
         The beat at the new position is derived at the current tempo (``position * bpm``),
-        the natural reading when a song keeps one tempo.
+        the natural reading when a song keeps one tempo; a ramp under way ends at the tempo
+        it had reached.
         """
-        segment, _, _ = self._state_at(at_ms)
-        beat = _snap(position_ms / segment.beat_ms, 0.0)
-        return self._reanchored(at_ms, segment, position_ms, beat)
+        segment, _, old_beat = self._state_at(at_ms)
+        frozen = self._frozen(segment, old_beat)
+        beat = _snap(position_ms * frozen["tempo_bpm"] / MS_PER_MINUTE, 0.0)
+        return self._reanchored(at_ms, segment, position_ms, beat, **frozen)
 
     def with_meter(self, at_ms: float, beats_per_bar: int, beat_unit: int) -> Timeline:
         """Change meter at ``at_ms``; bars stay continuous (beats are renumbered)."""
         segment, position, beat = self._state_at(at_ms)
-        new_beat = _snap(beat / segment.beats_per_bar * beats_per_bar, 0.0)
+        scale = beats_per_bar / segment.beats_per_bar
+        new_beat = _snap(beat * scale, 0.0)
         in_count_in = segment.playing and at_ms < segment.anchor_ms
         return self._reanchored(
             at_ms,
@@ -293,6 +431,7 @@ class Timeline:
             segment.anchor_ms if in_count_in else None,
             beats_per_bar=beats_per_bar,
             beat_unit=beat_unit,
+            **segment.ramp_from(beat),
         )
 
     # -- wire -------------------------------------------------------------------------------

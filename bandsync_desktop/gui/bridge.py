@@ -396,7 +396,7 @@ class Bridge(QObject):
         if self._tempo_task is not None and not self._tempo_task.done():
             return self._requested_tempo
         session = self.session
-        return session.timeline.latest.tempo_bpm if session is not None else None
+        return session.timeline.latest.end_tempo_bpm if session is not None else None
 
     def play(self) -> asyncio.Task[Any] | None:
         return self._submit("play", lambda c: c.play())

@@ -402,7 +402,7 @@ class SetListPanel(QGroupBox):
 
     def show_session(self, session: Session) -> None:
         song = session.song
-        tempo = session.timeline.latest.tempo_bpm
+        tempo = session.timeline.latest.end_tempo_bpm
         if song != self._stands or not self._seen:
             # Another song on the stands (or none), from here, a phone or a restart: the
             # list shows the phones' song, selected, and no other.

@@ -194,7 +194,7 @@ class TempoPanel(QGroupBox):
         return self._pending
 
     def show_session(self, session: Session) -> None:
-        tempo = session.timeline.latest.tempo_bpm
+        tempo = session.timeline.latest.end_tempo_bpm
         if session.song != self._song:
             # Another song is on the stands: its tempo wins over taps meant for the last one.
             self._song = session.song

@@ -730,7 +730,7 @@ class SessionService:
         return {
             "sessionId": session.session_id,
             "positionMs": session.timeline.position_at(now),
-            "tempoBpm": latest.tempo_bpm,
+            "tempoBpm": latest.end_tempo_bpm,
             "isPlaying": latest.playing,
             "serverTime": now,
             "serverTimestamp": now,

@@ -44,7 +44,7 @@ async def run_ticker(
             payload = {
                 "sessionId": session.session_id,
                 "positionMs": timeline.position_at(now),
-                "tempoBpm": segment.tempo_bpm,
+                "tempoBpm": segment.tempo_at(now),
                 "isPlaying": segment.playing,
                 "beat": segment.beat_at(now),
                 "serverTimestamp": now,

@@ -26,7 +26,7 @@ export function exposeHook() {
     offsetUncertaintyMs: () => state.estimator.uncertainty(performance.now()),
     rttMs: () => state.estimator.rtt(performance.now()),
     syncSampleCount: () => state.syncSamples,
-    tempoBpm: () => (state.timeline ? state.timeline.segmentAt(serverNow() ?? 0).tempo : null),
+    tempoBpm: () => (state.timeline ? state.timeline.tempoAt(serverNow() ?? 0) : null),
     beatsPerBar: () => (state.timeline ? state.timeline.segmentAt(serverNow() ?? 0).beatsPerBar : null),
     isPlaying: () => (state.timeline ? state.timeline.isPlayingAt(serverNow() ?? 0) : false),
     countingIn: () => (state.timeline ? state.timeline.countingInAt(serverNow() ?? 0) : false),

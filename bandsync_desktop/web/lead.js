@@ -35,8 +35,7 @@ export function onLeaderMemberId(leaderMemberId) {
 
 /** The tempo the band is at or already heading to (a change waits for the next beat). */
 export function currentTempo() {
-  const segments = state.timeline ? state.timeline.segments : [];
-  return segments.length ? segments[segments.length - 1].tempo : null;
+  return state.timeline ? state.timeline.endTempo : null;
 }
 
 export function sendCommand(event, fields) {

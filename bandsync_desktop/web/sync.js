@@ -13,6 +13,9 @@
  *
  * The timeline is the one of bandsync_desktop/core/timeline.py: a list of segments; the one
  * in force at server time t is the last whose startServerTime <= t (the first for earlier t).
+ * A segment may ramp (rampToBpm, rampBeats): from its anchor the tempo moves linearly in
+ * beats to rampToBpm over rampBeats beats, then holds; with T(b) = T0 + k b the time to beat
+ * b is 60000/k ln(1 + k b / T0), the beat at t is T0/k (exp(k t / 60000) - 1), as in Python.
  */
 (function (root, factory) {
   'use strict';
@@ -152,6 +155,18 @@
       throw new RangeError('tempoBpm must be positive');
     }
     segment.beatMs = MS_PER_MINUTE / segment.tempo;
+    // A ramp (optional): only with a positive length and a different end tempo.
+    const rampTo = data.rampToBpm;
+    const rampBeats = data.rampBeats;
+    segment.ramps = typeof rampTo === 'number' && Number.isFinite(rampTo) && rampTo > 0 &&
+      typeof rampBeats === 'number' && Number.isFinite(rampBeats) && rampBeats > 0 &&
+      rampTo !== segment.tempo;
+    segment.endTempo = segment.ramps ? rampTo : segment.tempo;
+    segment.rampBeats = segment.ramps ? rampBeats : 0;
+    segment.slope = segment.ramps ? (rampTo - segment.tempo) / rampBeats : 0;
+    segment.rampMs = segment.ramps
+      ? MS_PER_MINUTE / segment.slope * Math.log(rampTo / segment.tempo)
+      : 0;
     return Object.freeze(segment);
   }
 
@@ -160,7 +175,41 @@
   }
 
   function beatOf(segment, t) {
-    return segment.playing ? segment.beat + (t - segment.anchor) / segment.beatMs : segment.beat;
+    if (!segment.playing) {
+      return segment.beat;
+    }
+    const elapsed = t - segment.anchor;
+    if (elapsed <= 0 || !segment.ramps) {
+      return segment.beat + elapsed / segment.beatMs;
+    }
+    if (elapsed < segment.rampMs) {
+      const k = segment.slope;
+      return segment.beat + segment.tempo / k * Math.expm1(k * elapsed / MS_PER_MINUTE);
+    }
+    return segment.beat + segment.rampBeats +
+      (elapsed - segment.rampMs) * segment.endTempo / MS_PER_MINUTE;
+  }
+
+  /** Server time at which a playing segment reaches `beat`. */
+  function timeOfBeat(segment, beat) {
+    const done = beat - segment.beat;
+    if (done <= 0 || !segment.ramps) {
+      return segment.anchor + done * segment.beatMs;
+    }
+    if (done < segment.rampBeats) {
+      const k = segment.slope;
+      return segment.anchor + MS_PER_MINUTE / k * Math.log1p(k * done / segment.tempo);
+    }
+    return segment.anchor + segment.rampMs +
+      (done - segment.rampBeats) * MS_PER_MINUTE / segment.endTempo;
+  }
+
+  function tempoAtBeat(segment, beat) {
+    if (!segment.ramps) {
+      return segment.tempo;
+    }
+    const done = Math.min(Math.max(0, beat - segment.beat), segment.rampBeats);
+    return segment.tempo + segment.slope * done;
   }
 
   /** An immutable list of segments in start order (as the server sends them). */
@@ -196,6 +245,17 @@
 
     beatAt(t) {
       return beatOf(this.segmentAt(t), t);
+    }
+
+    /** The tempo in force at `t` (inside a ramp: the ramp's tempo then). */
+    tempoAt(t) {
+      const segment = this.segmentAt(t);
+      return segment.playing ? tempoAtBeat(segment, beatOf(segment, t)) : segment.tempo;
+    }
+
+    /** The tempo once every pending change and ramp is over. */
+    get endTempo() {
+      return this.latest.endTempo;
     }
 
     barBeatAt(t) {
@@ -256,9 +316,9 @@
         // Song: whole beats of the absolute count from the anchor on.
         const songLo = Math.max(lo, segment.anchor);
         if (songLo < hi) {
-          let k = Math.ceil(segment.beat + (songLo - segment.anchor) / beatMs - SNAP) + 0;
+          let k = Math.ceil(beatOf(segment, songLo) - SNAP) + 0;
           for (;; k += 1) {
-            const time = segment.anchor + (k - segment.beat) * beatMs;
+            const time = timeOfBeat(segment, k);
             if (time >= hi) {
               break;
             }
@@ -267,7 +327,7 @@
             }
             out.push({
               time, beat: k, inBar: mod(k, bpb) + 1,
-              downbeat: mod(k, bpb) === 0, countIn: false, tempo: segment.tempo,
+              downbeat: mod(k, bpb) === 0, countIn: false, tempo: tempoAtBeat(segment, k),
             });
           }
         }
@@ -281,7 +341,9 @@
       if (!segment.playing) {
         return null;
       }
-      const beats = this.beatsBetween(t, t + (segment.beatsPerBar + 1) * segment.beatMs * 4);
+      // (a window of a bar and more at the slowest tempo this segment reaches)
+      const slowest = MS_PER_MINUTE / Math.min(segment.tempo, segment.endTempo);
+      const beats = this.beatsBetween(t, t + (segment.beatsPerBar + 1) * slowest * 4);
       const downbeat = beats.find((b) => b.downbeat);
       return downbeat ? downbeat.time : null;
     }
@@ -289,6 +351,6 @@
 
   return Object.freeze({
     DRIFT_BOUND, MS_PER_MINUTE, makeSample, boundAt, OffsetEstimator, barBeat,
-    segmentFromWire, Timeline,
+    segmentFromWire, timeOfBeat, Timeline,
   });
 });

@@ -154,7 +154,7 @@ export function frame() {
   const beat = timeline.beatAt(now);
   const bb = core.barBeat(beat, segment.beatsPerBar);
   const countIn = timeline.countInBeatsLeft(now);
-  setText(el.tempo, String(Math.round(segment.tempo * 10) / 10));
+  setText(el.tempo, String(Math.round(timeline.tempoAt(now) * 10) / 10));
   setText(el.meter, segment.beatsPerBar + '/' + segment.beatUnit);
   wantWakeLock(segment.playing);
   renderLead(segment.playing);

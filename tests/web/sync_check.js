@@ -24,6 +24,7 @@ process.stdin.on('end', () => {
           playing: timeline.isPlayingAt(t),
           countingIn: timeline.countingInAt(t),
           countInLeft: timeline.countInBeatsLeft(t),
+          tempo: timeline.tempoAt(t),
         };
       }),
       beats: timeline.beatsBetween(window[0], window[1]),

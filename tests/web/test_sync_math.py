@@ -26,7 +26,7 @@ def random_timeline(rng: random.Random) -> Timeline:
     timeline = Timeline.stopped(t, rng.choice([60.0, 97.5, 120.0, 173.0]), rng.choice([3, 4, 7]))
     for _ in range(rng.randint(1, 6)):
         t += rng.uniform(50, 3000)
-        action = rng.choice(["tempo", "play", "pause", "seek", "meter"])
+        action = rng.choice(["tempo", "play", "pause", "seek", "meter", "ramp", "ramp"])
         boundary = rng.choice(["now", "beat", "bar"])
         at = timeline.effective_time(t, boundary)  # type: ignore[arg-type]
         if action == "tempo":
@@ -35,6 +35,8 @@ def random_timeline(rng: random.Random) -> Timeline:
             timeline = timeline.played(at, rng.choice([0, 3, 4, 8]))
         elif action == "pause":
             timeline = timeline.paused(at)
+        elif action == "ramp":
+            timeline = timeline.with_ramp(at, rng.uniform(20, 280), rng.choice([1.5, 4, 16, 64]))
         elif action == "seek":
             timeline = timeline.sought(at, rng.uniform(0, 200_000))
         else:
@@ -55,7 +57,7 @@ def python_beats(timeline: Timeline, lo: float, hi: float) -> list[tuple[float, 
         while n < 0 and seg.anchor_ms + n * seg.beat_ms < min(b, seg.anchor_ms):
             out.append((seg.anchor_ms + n * seg.beat_ms, seg.beat + n))
             n += 1
-        k = math.ceil(seg.beat + (max(a, seg.anchor_ms) - seg.anchor_ms) / seg.beat_ms - 1e-6)
+        k = math.ceil(seg.beat_at(max(a, seg.anchor_ms)) - 1e-6)
         while max(a, seg.anchor_ms) < b and seg.time_of_beat(k) < b:
             out.append((seg.time_of_beat(k), float(k)))
             k += 1
@@ -108,6 +110,7 @@ def test_js_timeline_and_estimator_match_the_python_core():
             assert (point["bar"], point["inBar"]) == (bb.bar, bb.beat)
             assert point["playing"] == timeline.is_playing_at(t)
             assert point["countingIn"] == timeline.counting_in_at(t)
+            assert point["tempo"] == pytest.approx(timeline.tempo_at(t), rel=1e-12)
         expected = python_beats(timeline, *window)
         got = [(b["time"], b["beat"]) for b in js["beats"]]
         assert len(got) == len(expected)
