@@ -3,6 +3,11 @@
 Plain Python, no Qt: the set-list widget edits a ``SetList`` and asks a ``SetLibrary`` to
 save it. Every song is checked with the same ``core.validation`` rules a phone's ``set_song``
 goes through, so a file with a bad song is refused as a whole and changes nothing.
+
+Songs also come from and go to ChordPro files (``.cho`` and its kin, read by
+``core.chordpro``): ``import_chordpro`` reads files and folders, one song a file, a bad file
+reported by name while the rest still import; ``chordpro_export_plan`` and
+``write_chordpro`` write songs back with safe file names, never over a file unasked.
 """
 
 from __future__ import annotations
@@ -12,16 +17,27 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ..actors.console import SongSpec
-from ..core import validation
+from ..core import chordpro, validation
 from ..core.errors import ValidationError
 
 FORMAT = 1
+#: The file names ChordPro songs go by (matched in any case).
+CHORDPRO_SUFFIXES: Final = (".cho", ".chopro", ".crd", ".pro", ".chordpro")
+CHORDPRO_FILTER: Final = "ChordPro songs (" + " ".join(f"*{s}" for s in CHORDPRO_SUFFIXES) + ")"
+#: Written songs keep their names this short (before the suffix), whatever the title.
+FILE_STEM_MAX: Final = 80
+_WINDOWS_RESERVED: Final = frozenset(
+    {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in range(1, 10)}
+)
+#: Characters no file name may hold on Windows, macOS or Linux.
+_UNSAFE_IN_NAMES: Final = re.compile(r'[<>:"/\\|?*]')
 
 
 class SetListError(Exception):
@@ -75,6 +91,44 @@ class SetSong:
             "countInBars": self.count_in_bars,
             "chart": self.chart,
         }
+
+    def to_chordpro(self) -> str:
+        """This song as a ChordPro file's text: its chart with ``{title}``, ``{tempo}``,
+        ``{time}`` (and ``{x_count_in}`` unless 1) set to this song's."""
+        return chordpro.export_chordpro(
+            self.chart,
+            title=self.title,
+            tempo_bpm=self.tempo_bpm,
+            beats_per_bar=self.beats_per_bar,
+            beat_unit=self.beat_unit,
+            count_in_bars=self.count_in_bars,
+        )
+
+    @classmethod
+    def from_chordpro(cls, text: str, fallback_title: str) -> SetSong:
+        """A song from a ChordPro chart: title, tempo, meter and count-in from its
+        directives (``fallback_title`` and this class's defaults where it has none), the
+        chart its text.
+
+        Raises:
+            ValidationError: the chart or a directive is not valid (the message says where).
+        """
+        read = chordpro.parse_chordpro(text)
+        defaults = cls(title="")
+        title = " ".join((read.title or fallback_title).split()) or "Untitled"
+        if len(title) > validation.TITLE_MAX:
+            title = title[: validation.TITLE_MAX - 1].rstrip() + "…"
+        beats, unit = read.meter or (defaults.beats_per_bar, defaults.beat_unit)
+        return cls(
+            title=title,
+            tempo_bpm=read.tempo_bpm if read.tempo_bpm is not None else defaults.tempo_bpm,
+            beats_per_bar=beats,
+            beat_unit=unit,
+            count_in_bars=(
+                read.count_in_bars if read.count_in_bars is not None else defaults.count_in_bars
+            ),
+            chart=read.chart,
+        ).validated()
 
     @classmethod
     def from_dict(cls, data: Any) -> SetSong:
@@ -148,19 +202,145 @@ def read_set_file(path: Path) -> SetList:
     return SetList.from_dict(data, fallback_name=path.stem)
 
 
-def write_set_file(setlist: SetList, path: Path) -> None:
-    """Write atomically: a crash mid-write never leaves half a set behind."""
+def _write_atomically(path: Path, text: str, prefix: str) -> None:
+    """Write ``text`` (UTF-8, ``\\n`` line ends) so that a crash mid-write never leaves
+    half a file behind: a temporary file beside it, then renamed over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(setlist.to_dict(), indent=2, ensure_ascii=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".set-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=path.suffix)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
             out.write(text)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_set_file(setlist: SetList, path: Path) -> None:
+    """Write atomically: a crash mid-write never leaves half a set behind."""
+    _write_atomically(path, json.dumps(setlist.to_dict(), indent=2, ensure_ascii=False), ".set-")
+
+
+# -- ChordPro files ----------------------------------------------------------------------------
+
+
+def is_chordpro_file(path: Path) -> bool:
+    """A ChordPro file by its name (hidden files, such as macOS's ``._song.cho``, are not)."""
+    return path.suffix.lower() in CHORDPRO_SUFFIXES and not path.name.startswith(".")
+
+
+def _name_order(path: Path) -> tuple[list[Any], str, str]:
+    """Files as a file manager lists them: by name, numbers by value ("2 …" before "10 …")."""
+    parts: list[Any] = [
+        int(part) if index % 2 else part.casefold()
+        for index, part in enumerate(re.split(r"(\d+)", path.name, flags=re.ASCII))
+    ]
+    return parts, path.name, str(path)
+
+
+@dataclass(slots=True)
+class ChordProImport:
+    """What an import read: the songs in order (with their files) and the files that failed
+    (with the reason, for the leader)."""
+
+    songs: list[tuple[Path, SetSong]] = field(default_factory=list)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def read_chordpro_file(path: Path) -> SetSong:
+    """One song from a ChordPro file (its title from ``{title}``, else the file's name).
+
+    Raises:
+        SetListError: the file cannot be read, is too big, is not UTF-8 text, or holds a
+            bad directive; the message says which and where.
+    """
+    try:
+        with path.open("rb") as source:
+            data = source.read(chordpro.MAX_FILE_BYTES + 1)  # a huge file is not read whole
+    except OSError as exc:
+        raise SetListError(f"cannot read it: {exc.strerror or exc}") from exc
+    try:
+        return SetSong.from_chordpro(chordpro.decode_chordpro(data), fallback_title=path.stem)
+    except ValidationError as exc:
+        raise SetListError(exc.message) from exc
+
+
+def chordpro_paths(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The files to import from ``paths``: a file as given, a folder's ChordPro files (not
+    its subfolders'), all sorted by name; and the folders that could not be listed."""
+    files: list[Path] = []
+    failures: list[tuple[Path, str]] = []
+    for path in paths:
+        if path.is_dir():
+            try:
+                files.extend(p for p in path.iterdir() if is_chordpro_file(p) and p.is_file())
+            except OSError as exc:
+                failures.append((path, f"cannot list the folder: {exc.strerror or exc}"))
+        else:
+            files.append(path)
+    return sorted(dict.fromkeys(files), key=_name_order), failures
+
+
+def import_chordpro(paths: Iterable[Path]) -> ChordProImport:
+    """Read every ChordPro file in ``paths`` (files and folders), in name order.
+
+    A file that fails is listed with its reason and adds nothing; the others still import.
+    """
+    files, failures = chordpro_paths(paths)
+    result = ChordProImport(failures=failures)
+    for path in files:
+        try:
+            result.songs.append((path, read_chordpro_file(path)))
+        except SetListError as exc:
+            result.failures.append((path, str(exc)))
+    return result
+
+
+def safe_file_stem(title: str) -> str:
+    """A file name (without suffix) from a song title, valid on Windows, macOS and Linux.
+
+    Letters of any script stay; characters no system allows, control and invisible
+    formatting characters (text-direction overrides could disguise a name) go; reserved
+    Windows names get a leading ``_``; never empty, never hidden, at most 80 characters.
+    """
+    text = unicodedata.normalize("NFC", title)
+    text = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
+    text = _UNSAFE_IN_NAMES.sub("-", text)
+    text = " ".join(text.split()).strip(" .")
+    text = text[:FILE_STEM_MAX].rstrip(" .")
+    if not text:
+        return "song"
+    if text.split(".")[0].upper() in _WINDOWS_RESERVED:
+        text = f"_{text}"
+    return text
+
+
+def chordpro_export_plan(
+    songs: Sequence[SetSong], folder: Path, *, numbered: bool
+) -> list[tuple[SetSong, Path]]:
+    """Where each song goes: ``<Title>.cho`` in ``folder``, or ``01 <Title>.cho`` when
+    ``numbered`` (a set: the files sort, and import again, in the set's order). Two songs
+    never share a file (`` (2)`` is added, case-insensitively)."""
+    width = max(2, len(str(len(songs))))
+    taken: set[str] = set()
+    plan = []
+    for number, song in enumerate(songs, start=1):
+        stem = safe_file_stem(song.title)
+        if numbered:
+            stem = f"{number:0{width}d} {stem}"
+        candidate, copy = stem, 1
+        while candidate.casefold() in taken:
+            copy += 1
+            candidate = f"{stem} ({copy})"
+        taken.add(candidate.casefold())
+        plan.append((song, folder / f"{candidate}.cho"))
+    return plan
+
+
+def write_chordpro(song: SetSong, path: Path) -> None:
+    """Write ``song`` as a ChordPro file (UTF-8, atomically; over ``path`` if it exists)."""
+    _write_atomically(path, song.to_chordpro(), ".song-")
 
 
 class SetLibrary:

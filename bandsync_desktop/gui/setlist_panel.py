@@ -1,5 +1,6 @@
 """The set list: songs with tempo, meter, count-in and chart; choosing one sets them for
-everyone. Sets are saved per set as JSON in the user's data directory."""
+everyone. Sets are saved per set as JSON in the user's data directory; songs come in from
+ChordPro files (several, or a folder) and go out as ChordPro files into a folder."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMenu,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -36,8 +39,19 @@ from ..core.validation import (
     TEMPO_MIN,
 )
 from .bridge import Bridge
-from .plaintext import plain_label, plain_row, plain_tooltip
-from .setlist import SetLibrary, SetList, SetListError, SetSong, read_set_file, write_set_file
+from .plaintext import message_box, plain_label, plain_row, plain_tooltip
+from .setlist import (
+    CHORDPRO_FILTER,
+    SetLibrary,
+    SetList,
+    SetListError,
+    SetSong,
+    chordpro_export_plan,
+    import_chordpro,
+    read_set_file,
+    write_chordpro,
+    write_set_file,
+)
 from .transport_panel import count_in_text, tempo_text
 
 DEFAULT_SET = "My set"
@@ -131,9 +145,13 @@ class SetListPanel(QGroupBox):
     highlights a song the phones do not have. A tempo change while a song loaded from this
     list is on the stands is saved to its entry: the next time it loads, it has that tempo.
 
+    Import and Export are menus: a set list as JSON, or ChordPro songs (files, a folder;
+    the whole set or the selected song into a folder).
+
     Signals:
         problem(str): something the leader should read (a file that could not be imported).
-        saved(str): an entry was changed from the session (a tempo saved to the song).
+        saved(str): the set changed from outside the panel's editing (a tempo saved to the
+            song, songs imported) or was written out (songs exported).
     """
 
     problem = Signal(str)
@@ -167,16 +185,31 @@ class SetListPanel(QGroupBox):
         self.down_button = QPushButton("↓")
         self.delete_button = QPushButton("Delete")
         self.load_button = QPushButton("▶ Load song")
-        self.import_button = QPushButton("Import…")
-        self.export_button = QPushButton("Export…")
+        self.import_button = QPushButton("Import")
+        self.export_button = QPushButton("Export")
+        self.import_menu = QMenu(self)
+        self.import_set_action = self.import_menu.addAction("Set list (JSON)…")
+        self.import_chordpro_action = self.import_menu.addAction("ChordPro songs…")
+        self.import_folder_action = self.import_menu.addAction("Folder of ChordPro songs…")
+        self.export_menu = QMenu(self)
+        self.export_set_action = self.export_menu.addAction("Set list (JSON)…")
+        self.export_chordpro_action = self.export_menu.addAction("Set as ChordPro songs…")
+        self.export_song_action = self.export_menu.addAction("Selected song as ChordPro…")
+        self.import_button.setMenu(self.import_menu)
+        self.export_button.setMenu(self.export_menu)
+        self._chordpro_folder = ""  # where the last ChordPro dialog was
         self.add_button.clicked.connect(self._on_add_clicked)
         self.edit_button.clicked.connect(self._on_edit_clicked)
         self.up_button.clicked.connect(lambda: self._move(-1))
         self.down_button.clicked.connect(lambda: self._move(+1))
         self.delete_button.clicked.connect(self._on_delete_clicked)
         self.load_button.clicked.connect(self.load_current)
-        self.import_button.clicked.connect(self._on_import_clicked)
-        self.export_button.clicked.connect(self._on_export_clicked)
+        self.import_set_action.triggered.connect(self._on_import_clicked)
+        self.import_chordpro_action.triggered.connect(self._on_import_chordpro_clicked)
+        self.import_folder_action.triggered.connect(self._on_import_folder_clicked)
+        self.export_set_action.triggered.connect(self._on_export_clicked)
+        self.export_chordpro_action.triggered.connect(self._on_export_set_chordpro_clicked)
+        self.export_song_action.triggered.connect(self._on_export_song_chordpro_clicked)
         for button in (
             self.new_set_button,
             self.add_button,
@@ -397,6 +430,110 @@ class SetListPanel(QGroupBox):
         )
         if name:
             self.export_file(Path(name))
+
+    # -- ChordPro -------------------------------------------------------------------------
+
+    def import_chordpro_files(self, paths: list[Path]) -> int:
+        """Add the songs of ChordPro files and folders to the end of the set, in name order.
+
+        A file that fails is reported by name (``problem``) and adds nothing; the others
+        still import. Returns how many songs were added.
+        """
+        result = import_chordpro(paths)
+        for path, reason in result.failures:
+            self.problem.emit(f"Cannot import {path.name}: {reason}")
+        if not result.songs:
+            if not result.failures:
+                self.problem.emit("No ChordPro songs there (.cho, .chopro, .crd, .pro, .chordpro)")
+            return 0
+        first = len(self.setlist.songs)
+        self.setlist.songs.extend(song for _, song in result.songs)
+        self._save()
+        self._refresh_songs(select=first)
+        count = len(result.songs)
+        self.saved.emit(f"Imported {count} song{'s' if count != 1 else ''} from ChordPro")
+        return count
+
+    def export_chordpro_files(
+        self, songs: list[SetSong], folder: Path, *, numbered: bool
+    ) -> list[Path]:
+        """Write ``songs`` as ChordPro files into ``folder`` (numbered in set order when
+        ``numbered``); files already there are overwritten only if the leader says so.
+        Returns the files written."""
+        plan = chordpro_export_plan(songs, folder, numbered=numbered)
+        existing = [path for _, path in plan if path.exists()]
+        if existing and not self._overwrite_allowed(folder, existing):
+            return []
+        written = []
+        for song, path in plan:
+            try:
+                write_chordpro(song, path)
+            except OSError as exc:
+                self.problem.emit(f"Cannot write {path.name}: {exc.strerror or exc}")
+                continue
+            written.append(path)
+        if written:
+            count = len(written)
+            self.saved.emit(f"Exported {count} song{'s' if count != 1 else ''} to {folder}")
+        return written
+
+    def _overwrite_allowed(self, folder: Path, existing: list[Path]) -> bool:
+        names = "\n".join(path.name for path in existing[:10])
+        more = f"\n… and {len(existing) - 10} more" if len(existing) > 10 else ""
+        box = message_box(
+            self,
+            QMessageBox.Icon.Question,
+            "Overwrite songs?",
+            f"{len(existing)} of these files are already in {folder}:\n{names}{more}\n\n"
+            "Replace them?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return box.exec() == QMessageBox.StandardButton.Yes
+
+    def _on_import_chordpro_clicked(self) -> None:
+        names, _ = QFileDialog.getOpenFileNames(
+            self,
+            "Import ChordPro songs",
+            self._chordpro_folder,
+            f"{CHORDPRO_FILTER};;All files (*)",
+        )
+        if names:
+            self._chordpro_folder = str(Path(names[0]).parent)
+            self.import_chordpro_files([Path(name) for name in names])
+
+    def _on_import_folder_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Import a folder of ChordPro songs", self._chordpro_folder
+        )
+        if folder:
+            self._chordpro_folder = folder
+            self.import_chordpro_files([Path(folder)])
+
+    def _choose_export_folder(self, title: str) -> Path | None:
+        folder = QFileDialog.getExistingDirectory(self, title, self._chordpro_folder)
+        if not folder:
+            return None
+        self._chordpro_folder = folder
+        return Path(folder)
+
+    def _on_export_set_chordpro_clicked(self) -> None:
+        if not self.setlist.songs:
+            self.problem.emit("The set has no songs to export")
+            return
+        folder = self._choose_export_folder(f"Export {self.setlist.name} as ChordPro songs")
+        if folder is not None:
+            self.export_chordpro_files(list(self.setlist.songs), folder, numbered=True)
+
+    def _on_export_song_chordpro_clicked(self) -> None:
+        row = self.songs.currentRow()
+        if not 0 <= row < len(self.setlist.songs):
+            self.problem.emit("Select the song to export")
+            return
+        song = self.setlist.songs[row]
+        folder = self._choose_export_folder(f"Export {song.title} as ChordPro")
+        if folder is not None:
+            self.export_chordpro_files([song], folder, numbered=False)
 
     # -- the session ----------------------------------------------------------------------
 
