@@ -85,7 +85,9 @@ class Segment:
         if not self.ramps:
             return 0.0
         assert self.ramp_to_bpm is not None
-        return MS_PER_MINUTE / self._slope * math.log(self.ramp_to_bpm / self.tempo_bpm)
+        # log1p of the relative change: a ramp to a tempo a hair away loses no precision
+        change = (self.ramp_to_bpm - self.tempo_bpm) / self.tempo_bpm
+        return MS_PER_MINUTE / self._slope * math.log1p(change)
 
     def tempo_at_beat(self, beat: float) -> float:
         """The tempo at ``beat`` (the count-in's before the anchor)."""
@@ -405,16 +407,18 @@ class Timeline:
             at_ms, segment, position, beat, playing=False, **self._frozen(segment, beat)
         )
 
-    def sought(self, at_ms: float, position_ms: float) -> Timeline:
+    def sought(self, at_ms: float, position_ms: float, beat: float | None = None) -> Timeline:
         """Jump to ``position_ms`` at ``at_ms``; playing or paused as before.
 
-        The beat at the new position is derived at the current tempo (``position * bpm``),
-        the natural reading when a song keeps one tempo; a ramp under way ends at the tempo
-        it had reached.
+        The beat at the new position is ``beat`` when given (a song with a map knows the
+        bar a position is in), else derived at the current tempo (``position * bpm``), the
+        natural reading when a song keeps one tempo; a ramp under way ends at the tempo it
+        had reached.
         """
         segment, _, old_beat = self._state_at(at_ms)
         frozen = self._frozen(segment, old_beat)
-        beat = _snap(position_ms * frozen["tempo_bpm"] / MS_PER_MINUTE, 0.0)
+        if beat is None:
+            beat = _snap(position_ms * frozen["tempo_bpm"] / MS_PER_MINUTE, 0.0)
         return self._reanchored(at_ms, segment, position_ms, beat, **frozen)
 
     def with_meter(self, at_ms: float, beats_per_bar: int, beat_unit: int) -> Timeline:

@@ -165,7 +165,7 @@
     segment.rampBeats = segment.ramps ? rampBeats : 0;
     segment.slope = segment.ramps ? (rampTo - segment.tempo) / rampBeats : 0;
     segment.rampMs = segment.ramps
-      ? MS_PER_MINUTE / segment.slope * Math.log(rampTo / segment.tempo)
+      ? MS_PER_MINUTE / segment.slope * Math.log1p((rampTo - segment.tempo) / segment.tempo)
       : 0;
     return Object.freeze(segment);
   }
