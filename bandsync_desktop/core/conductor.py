@@ -121,9 +121,17 @@ def begin(timeline: Timeline, song_map: SongMap, at_ms: float) -> Timeline:
     count-in takes the section's tempo too."""
     segment = timeline.segment_at(at_ms)
     t = max(at_ms, segment.anchor_ms) if segment.playing else at_ms
-    bar = song_bar_at(timeline, t)
-    index = song_map.section_of_bar(max(bar, 1))
+    index = song_map.section_of_bar(max(song_bar_at(timeline, t), 1))
+    return _play_section(timeline, song_map, index, at_ms, t)
+
+
+def _play_section(
+    timeline: Timeline, song_map: SongMap, index: int, at_ms: float, t: float
+) -> Timeline:
+    """Section ``index``'s meter, and its tempo or what is left of its ramp at the beat the
+    transport is on at ``t`` (its first downbeat, at a boundary), from ``at_ms`` on."""
     section = song_map.sections[index]
+    segment = timeline.segment_at(at_ms)
     if (segment.beats_per_bar, segment.beat_unit) != (section.beats_per_bar, section.beat_unit):
         timeline = timeline.with_meter(at_ms, section.beats_per_bar, section.beat_unit)
         segment = timeline.segment_at(at_ms)
@@ -199,7 +207,7 @@ def _at_boundary(
     call: Call | None,
 ) -> tuple[Timeline, Show]:
     """What happens on the downbeat of ``event_bar`` at ``at``."""
-    if call is not None and (call.bar == event_bar or call.bar < event_bar):
+    if call is not None and call.bar <= event_bar:
         if call.kind == "end":
             return timeline.paused(at), Show()
         assert call.section is not None
@@ -225,24 +233,9 @@ def _go_to(timeline: Timeline, song_map: SongMap, index: int, at: float) -> Time
     timeline = timeline.sought(
         at, song_map.section_start_ms(index), beat=float((bar - 1) * section.beats_per_bar)
     )
-    return _section_tempo(timeline, song_map, index, at)
+    return _play_section(timeline, song_map, index, at, at)
 
 
 def _enter(timeline: Timeline, song_map: SongMap, index: int, at: float) -> Timeline:
     """Section ``index`` begins at ``at`` in its turn: its meter and tempo, if they differ."""
-    section = song_map.sections[index]
-    segment = timeline.segment_at(at)
-    if (segment.beats_per_bar, segment.beat_unit) != (section.beats_per_bar, section.beat_unit):
-        timeline = timeline.with_meter(at, section.beats_per_bar, section.beat_unit)
-    return _section_tempo(timeline, song_map, index, at)
-
-
-def _section_tempo(timeline: Timeline, song_map: SongMap, index: int, at: float) -> Timeline:
-    section = song_map.sections[index]
-    if section.ramp_to_bpm is not None and section.ramp_to_bpm != section.tempo_bpm:
-        timeline = timeline.with_tempo(at, section.tempo_bpm)
-        return timeline.with_ramp(at, section.ramp_to_bpm, float(section.beats))
-    segment = timeline.segment_at(at)
-    if segment.ramps or segment.tempo_at(at) != section.tempo_bpm:
-        return timeline.with_tempo(at, section.tempo_bpm)
-    return timeline
+    return _play_section(timeline, song_map, index, at, at)
