@@ -104,6 +104,15 @@ class ConsoleFacade:
             song["countInBars"] = spec.count_in_bars
         return await self.submit("set_song", {"song": song})
 
+    async def cue(self, text: str, in_bars: int = 0, hold_bars: int = 2) -> Session:
+        """A stage cue on every phone: on the next bar (plus ``in_bars``), held
+        ``hold_bars`` bars; at once while stopped."""
+        return await self.submit("cue", {"text": text, "inBars": in_bars, "holdBars": hold_bars})
+
+    async def clear_cue(self) -> Session:
+        """Take the stage cue off the phones."""
+        return await self.submit("clear_cue", {})
+
     async def hand_over(self, client_id: str) -> Session:
         """Pass the lead to a member, named by its client id (or ``CONSOLE``: back to it).
 

@@ -107,6 +107,19 @@ def _set_song(payload: Mapping[str, Any], rules: Rules) -> Action:
     return lambda s, actor, now: s.set_song(now, actor, song, tempo, meter, count_in, rules)
 
 
+def _cue(payload: Mapping[str, Any], rules: Rules) -> Action:
+    if "text" not in payload:
+        raise ValidationError("text is required", ErrorCode.INVALID_CUE)
+    text = validation.cue_text(payload.get("text"))
+    in_bars = validation.cue_in_bars(payload.get("inBars"))
+    hold_bars = validation.cue_hold_bars(payload.get("holdBars"))
+    return lambda s, actor, now: s.set_cue(now, actor, text, in_bars, hold_bars, rules)
+
+
+def _clear_cue(payload: Mapping[str, Any], rules: Rules) -> Action:
+    return lambda s, actor, now: s.clear_cue(now, actor)
+
+
 def _hand_over(payload: Mapping[str, Any], rules: Rules) -> Action:
     target = payload.get("to")
     if not isinstance(target, str) or not target:
@@ -127,5 +140,7 @@ COMMANDS: Final[Mapping[str, Command]] = {
         Command("update_message", _update_message, "the stage message (500 characters)"),
         Command("set_song", _set_song, "put a song on the stands (or clear it)"),
         Command("hand_over", _hand_over, "pass the lead to a member"),
+        Command("cue", _cue, "a stage cue (40 characters) on every phone, on the next bar"),
+        Command("clear_cue", _clear_cue, "take the stage cue off the phones"),
     )
 }

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from . import validation
 from .errors import (
@@ -39,7 +40,7 @@ from .errors import (
     NotLeader,
     SessionFull,
 )
-from .timeline import Boundary, Timeline
+from .timeline import Boundary, Timeline, bar_beat
 from .validation import Role
 
 CONSOLE: Final = "~console"  # the console's actor id; "~" can never appear in a client's id
@@ -139,6 +140,88 @@ class Song:
         return cls(str(data["title"]), str(data.get("chart", "")))
 
 
+CuePhase = Literal["pending", "showing", "over"]
+
+
+@dataclass(frozen=True, slots=True)
+class Cue:
+    """A stage cue ("2× CHORUS"): shown full width on every phone from the downbeat of
+    ``bar`` for ``hold_bars`` bars.
+
+    ``bar`` (1-based, as the snapshot's ``bar``) is what every device compares with the bar
+    its timeline is at, so the cue lands on the same bar whatever tempo or meter changes
+    happen before it: bars are continuous across both. ``at_beat`` is that bar's first beat
+    and ``at_ms`` its server time as the timeline schedules it now (both kept up to date
+    while the cue is pending; informative, since a tempo change moves the instant).
+    """
+
+    id: int
+    text: str
+    bar: int
+    at_beat: float
+    at_ms: float
+    hold_bars: int
+
+    @property
+    def until_bar(self) -> int:
+        """The first bar without the cue: it disappears on that bar's downbeat."""
+        return self.bar + self.hold_bars
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "atBar": self.bar,
+            "atBeat": self.at_beat,
+            "atServerTime": self.at_ms,
+            "holdBars": self.hold_bars,
+        }
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Cue:
+        return cls(
+            id=int(data["id"]),
+            text=str(data["text"]),
+            bar=int(data["atBar"]),
+            at_beat=float(data["atBeat"]),
+            at_ms=float(data["atServerTime"]),
+            hold_bars=int(data["holdBars"]),
+        )
+
+
+def cue_phase(cue: Cue, timeline: Timeline, now_ms: float) -> tuple[CuePhase, int]:
+    """Where ``cue`` is at ``now_ms``: ``('pending', bars to go)``, ``('showing', bars left
+    to hold)`` or ``('over', 0)``. The page computes the same from the snapshot (cue.js)."""
+    bar = timeline.bar_beat_at(now_ms).bar
+    if bar < cue.bar:
+        return "pending", cue.bar - bar
+    if bar < cue.until_bar:
+        return "showing", cue.until_bar - bar
+    return "over", 0
+
+
+#: A bar that starts where its segment does, within the float noise of epoch milliseconds
+#: (one ulp of 1.7e12 is 0.24 µs; a few operations add up to a few).
+_BAR_SLACK_MS: Final = 0.01
+
+
+def _bar_start(timeline: Timeline, bar: int) -> tuple[float, float] | None:
+    """``(beat, server time)`` of the downbeat of ``bar`` (1-based) as ``timeline`` plays
+    it from its first segment on, or ``None`` when no playing segment reaches it (paused, or
+    already past). Each segment counts bars in its own meter; bars are continuous across
+    segments, so the first segment in whose stretch the bar starts is the one."""
+    segments = timeline.segments
+    for index, segment in enumerate(segments):
+        if not segment.playing:
+            continue
+        end = segments[index + 1].start_ms if index + 1 < len(segments) else math.inf
+        beat = float((bar - 1) * segment.beats_per_bar)
+        at = segment.time_of_beat(beat)
+        if segment.start_ms - _BAR_SLACK_MS <= at < end:
+            return beat, max(at, segment.start_ms)
+    return None
+
+
 @dataclass(slots=True)
 class Session:
     """The whole shared state of one band session."""
@@ -159,6 +242,8 @@ class Session:
     song: Song | None = None
     version: int = 1
     last_activity: float = 0.0
+    cue: Cue | None = None
+    cue_seq: int = 0  # the last cue's id: every new cue gets the next one
 
     # -- construction -------------------------------------------------------------------------
 
@@ -236,6 +321,39 @@ class Session:
         self.version += 1
         self.last_activity = max(self.last_activity, now_ms)
         self.timeline = self.timeline.pruned(now_ms)
+        self._rebase_cue(now_ms)
+
+    def _rebase_cue(self, now_ms: float) -> None:
+        """A pending cue's first beat and instant as the timeline now plays its bar (a tempo
+        or meter change, a play, moves them; the bar stays). A cue that landed keeps both."""
+        cue = self.cue
+        if cue is None or self.timeline.bar_beat_at(now_ms).bar >= cue.bar:
+            return
+        found = _bar_start(self.timeline, cue.bar)
+        if found is not None and found != (cue.at_beat, cue.at_ms):
+            self.cue = replace(cue, at_beat=found[0], at_ms=found[1])
+
+    def _drop_cue(self, now_ms: float, reason: str) -> list[Notice]:
+        """Take the cue off (a new song, a stop, a seek: its bar no longer comes as it was
+        set for); the room is told unless it was over already."""
+        cue = self.cue
+        if cue is None:
+            return []
+        self.cue = None
+        if cue_phase(cue, self.timeline, now_ms)[0] == "over":
+            return []
+        return [self._cue_notice(now_ms, reason)]
+
+    def _cue_notice(self, now_ms: float, reason: str) -> Notice:
+        return (
+            "cue",
+            {
+                "sessionId": self.session_id,
+                "cue": self.cue.to_wire() if self.cue else None,
+                "reason": reason,
+                "serverTimestamp": now_ms,
+            },
+        )
 
     def _key_matches(self, key: str | None) -> bool:
         return (
@@ -574,9 +692,10 @@ class Session:
         return notices
 
     def stop(self, now_ms: float, actor: str) -> list[Notice]:
-        """Pause and go back to the top of the song."""
+        """Pause and go back to the top of the song (the stage cue goes too)."""
         self._require_leader(actor)
-        notices = self._pause_now(now_ms)
+        notices = self._drop_cue(now_ms, "stop")
+        notices += self._pause_now(now_ms)
         at = self.timeline.effective_time(now_ms, "now")
         self.timeline = self.timeline.sought(at, 0.0)
         notices.append(("seek", self._transport_payload(now_ms, at)))
@@ -584,11 +703,13 @@ class Session:
         return notices
 
     def seek(self, now_ms: float, actor: str, position_ms: float, rules: Rules) -> list[Notice]:
+        """Go to a song position (the stage cue goes: its bar is counted afresh)."""
         self._require_leader(actor)
+        notices = self._drop_cue(now_ms, "seek")
         at = self._schedule(now_ms, "now", rules)
         self.timeline = self.timeline.sought(at, position_ms)
         self._changed(now_ms)
-        return [("seek", self._transport_payload(now_ms, at))]
+        return [*notices, ("seek", self._transport_payload(now_ms, at))]
 
     def set_message(self, now_ms: float, actor: str, text: str) -> list[Notice]:
         self._require_leader(actor)
@@ -609,10 +730,11 @@ class Session:
         """Put a song on the stands: title/chart, and its tempo, meter and count-in if given.
 
         Choosing a song while playing stops the transport and goes to the song's top: a new
-        song starts from its first bar.
+        song starts from its first bar. The stage cue goes (it was for the last song).
         """
         self._require_leader(actor)
-        notices = self._pause_now(now_ms)
+        notices = self._drop_cue(now_ms, "song")
+        notices += self._pause_now(now_ms)
         at = self.timeline.effective_time(now_ms, "now")
         timeline = self.timeline.sought(at, 0.0)
         if tempo_bpm is not None:
@@ -631,6 +753,47 @@ class Session:
             )
         )
         return notices
+
+    # -- stage cues (leader only) -------------------------------------------------------------
+
+    def set_cue(
+        self,
+        now_ms: float,
+        actor: str,
+        text: str,
+        in_bars: int,
+        hold_bars: int,
+        rules: Rules,
+    ) -> list[Notice]:
+        """Put a stage cue on every phone, on a bar: the next downbeat at least
+        ``rules.lead_ms`` away (so every phone hears of it first) plus ``in_bars`` bars; held
+        for ``hold_bars`` bars. While stopped it shows at once, on the bar the transport
+        stands in (plus ``in_bars``). It replaces the cue before it."""
+        self._require_leader(actor)
+        latest = self.timeline.latest
+        per_bar = latest.beats_per_bar
+        if latest.playing:
+            at = self.timeline.effective_time(now_ms + rules.lead_ms, "bar")
+            index = round(latest.beat_at(at) / per_bar) + in_bars  # at is a downbeat
+            beat = float(index * per_bar)
+            at = max(at, latest.time_of_beat(beat))
+        else:
+            at = self.timeline.effective_time(now_ms, "now")
+            index = bar_beat(latest.beat, per_bar).bar - 1 + in_bars
+            beat = float(index * per_bar)
+        self.cue_seq += 1
+        self.cue = Cue(self.cue_seq, text, index + 1, beat, at, hold_bars)
+        self._changed(now_ms)
+        return [self._cue_notice(now_ms, "set")]
+
+    def clear_cue(self, now_ms: float, actor: str) -> list[Notice]:
+        """Take the stage cue off every phone at once (nothing to do without one)."""
+        self._require_leader(actor)
+        if self.cue is None:
+            return []
+        self.cue = None
+        self._changed(now_ms)
+        return [self._cue_notice(now_ms, "cleared")]
 
     # -- wire ---------------------------------------------------------------------------------
 
@@ -681,6 +844,7 @@ class Session:
             "beat": bb.beat,
             "segments": self.timeline.to_wire(),
             "song": self.song.to_dict() if self.song else None,
+            "cue": self.cue.to_wire() if self.cue else None,
         }
 
     def copy(self) -> Session:
@@ -713,6 +877,8 @@ class Session:
             "song": self.song.to_dict() if self.song else None,
             "version": self.version,
             "lastActivity": self.last_activity,
+            "cue": self.cue.to_wire() if self.cue else None,
+            "cueSeq": self.cue_seq,
         }
 
     @classmethod
@@ -740,6 +906,8 @@ class Session:
             song=Song.from_dict(data["song"]) if data.get("song") else None,
             version=int(data["version"]),
             last_activity=float(data.get("lastActivity", data["createdAt"])),
+            cue=Cue.from_wire(data["cue"]) if data.get("cue") else None,
+            cue_seq=int(data.get("cueSeq", 0)),
         )
 
 
@@ -786,4 +954,5 @@ def carried_over(previous: Session, now_ms: float) -> Session:
         song=previous.song,
         version=previous.version + 1,
         last_activity=now_ms,
+        cue_seq=previous.cue_seq,  # no cue: its bar was on the stopped server's timeline
     )

@@ -26,6 +26,11 @@ MESSAGE_MAX: Final = 500
 TITLE_MAX: Final = 120
 CHART_MAX: Final = 20_000
 POSITION_MAX_MS: Final = 24 * 3600 * 1000.0  # a day of song is more than any set
+CUE_TEXT_MAX: Final = 40  # a stage cue is read from 2 m: a few words
+CUE_IN_BARS_MAX: Final = 8
+CUE_HOLD_BARS_MIN: Final = 1
+CUE_HOLD_BARS_MAX: Final = 16
+CUE_HOLD_BARS_DEFAULT: Final = 2
 
 _ID_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 #: Bidirectional controls: in a name they reorder what the console and the phones show
@@ -226,6 +231,65 @@ def chart(value: Any) -> str:
     if value is None:
         return ""
     return _text(value, "chart", CHART_MAX, ErrorCode.INVALID_SONG, multiline=True)
+
+
+def cue_text(value: Any) -> str:
+    """A stage cue's text: trimmed, 1-40 characters, one line of visible text.
+
+    Control characters and line breaks are refused as in every one-line string, and so is
+    every invisible formatting character (Unicode ``Cf``: text-direction overrides, zero-width
+    spaces and joiners, soft hyphens): a cue shown full width on every phone must read as
+    what the console shows, never reversed or with words hidden between its letters.
+    """
+    if not isinstance(value, str):
+        raise ValidationError("text must be a string", ErrorCode.INVALID_CUE)
+    too_long = ValidationError(
+        f"text must be at most {CUE_TEXT_MAX} characters", ErrorCode.INVALID_CUE
+    )
+    if len(value) > 10 * CUE_TEXT_MAX:  # refused before a huge one is read char by char
+        raise too_long
+    for char in value:
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cs", "Zl", "Zp"):
+            raise ValidationError(
+                "text must be one line without control characters", ErrorCode.INVALID_CUE
+            )
+        if category == "Cf":
+            raise ValidationError(
+                "text must not contain invisible formatting or text-direction characters",
+                ErrorCode.INVALID_CUE,
+            )
+    text = value.strip()
+    if not text:
+        raise ValidationError("text must not be empty", ErrorCode.INVALID_CUE)
+    if len(text) > CUE_TEXT_MAX:
+        raise too_long
+    return text
+
+
+def cue_in_bars(value: Any) -> int:
+    """How many bars after the next one a cue lands: a whole number 0-8 (default 0)."""
+    if value is None:
+        return 0
+    bars = _whole(value, "inBars", ErrorCode.INVALID_CUE)
+    if not 0 <= bars <= CUE_IN_BARS_MAX:
+        raise ValidationError(
+            f"inBars must be between 0 and {CUE_IN_BARS_MAX}", ErrorCode.INVALID_CUE
+        )
+    return bars
+
+
+def cue_hold_bars(value: Any) -> int:
+    """How many bars a cue stays on the phones: a whole number 1-16 (default 2)."""
+    if value is None:
+        return CUE_HOLD_BARS_DEFAULT
+    bars = _whole(value, "holdBars", ErrorCode.INVALID_CUE)
+    if not CUE_HOLD_BARS_MIN <= bars <= CUE_HOLD_BARS_MAX:
+        raise ValidationError(
+            f"holdBars must be between {CUE_HOLD_BARS_MIN} and {CUE_HOLD_BARS_MAX}",
+            ErrorCode.INVALID_CUE,
+        )
+    return bars
 
 
 def flag(value: Any, field: str, default: bool) -> bool:

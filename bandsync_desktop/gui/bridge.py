@@ -435,6 +435,13 @@ class Bridge(QObject):
     def set_song(self, spec: SongSpec | None) -> asyncio.Task[Any] | None:
         return self._submit("choose song", lambda c: c.set_song(spec))
 
+    def cue(self, text: str, in_bars: int = 0, hold_bars: int = 2) -> asyncio.Task[Any] | None:
+        """A stage cue on every phone, on the next bar (plus ``in_bars``)."""
+        return self._submit("cue the band", lambda c: c.cue(text, in_bars, hold_bars))
+
+    def clear_cue(self) -> asyncio.Task[Any] | None:
+        return self._submit("clear the cue", lambda c: c.clear_cue())
+
     def hand_over(self, member: str) -> asyncio.Task[Any] | None:
         return self._submit("make leader", lambda c: c.hand_over(member))
 
@@ -550,6 +557,11 @@ def _describe(event: str, payload: Mapping[str, Any]) -> str | None:
         return f"Song: {song.get('title', '(none)')}"
     if event == "message_updated":
         return "Message updated"
+    if event == "cue":
+        cue = payload.get("cue")
+        if isinstance(cue, Mapping):
+            return f"Cue {cue.get('text', '')!s} at bar {cue.get('atBar')}"
+        return f"Cue off ({payload.get('reason', 'cleared')})"
     if event == "session_expired":
         return "Session expired"
     return None

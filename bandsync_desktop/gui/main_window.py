@@ -30,6 +30,7 @@ from ..core.session import CONSOLE, Session
 from ..log import GUI
 from .bridge import Bridge, MemberRow, PortInUse, ServerStatus, StartupError
 from .connection_panel import ConnectionPanel
+from .cue_panel import CuePanel
 from .dialogs import SettingsDialog, app_icon, offer_port, show_about, show_fatal_error
 from .log_panel import LogPanel
 from .members_panel import MembersPanel
@@ -109,7 +110,8 @@ class MainWindow(QMainWindow):
     and set list on the right, in a splitter that fits a 1366x768 laptop.
 
     Keyboard, whatever has the keyboard: Space play/pause, Up/Down tempo (Shift: 5), T tap,
-    Esc stop, PgUp/PgDn previous/next song; in the message box Space and T type. Enter in
+    Esc stop, PgUp/PgDn previous/next song, F1-F6 stage cues, F7 a typed cue, F8 clear
+    the cue; in the message box Space and T type. Enter in
     the tempo box sends the tempo and gives the keyboard back to the window.
 
     Args:
@@ -148,6 +150,7 @@ class MainWindow(QMainWindow):
         self.connection_panel = ConnectionPanel()
         self.setlist_panel = SetListPanel(bridge, library)
         self.message_panel = MessagePanel(bridge)
+        self.cue_panel = CuePanel(bridge)
 
         # Three columns in a splitter: each keeps the width it is given whatever its labels
         # say, and the leader can give one more room.
@@ -159,7 +162,12 @@ class MainWindow(QMainWindow):
         for column, panels in enumerate(
             (
                 ((self.tempo_panel, 0), (self.transport_panel, 0)),
-                ((self.members_panel, 3), (self.message_panel, 0), (self.log_panel, 2)),
+                (
+                    (self.members_panel, 3),
+                    (self.message_panel, 0),
+                    (self.cue_panel, 0),
+                    (self.log_panel, 2),
+                ),
                 ((self.connection_panel, 0), (self.setlist_panel, 1)),
             )
         ):
@@ -185,6 +193,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         central.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.tempo_panel.entry_done.connect(self.take_keyboard)
+        self.cue_panel.entry_done.connect(self.take_keyboard)
 
         self._build_menus()
         self._build_shortcuts()
@@ -240,6 +249,7 @@ class MainWindow(QMainWindow):
             (Qt.Key.Key_T, self.tempo_panel.tap),
             (Qt.Key.Key_PageUp, lambda: self.setlist_panel.step(-1)),
             (Qt.Key.Key_PageDown, lambda: self.setlist_panel.step(+1)),
+            *self.cue_panel.shortcut_bindings(),  # F1-F8: stage cues
         )
         self.shortcuts: list[QShortcut] = []
         for key, slot in bindings:
@@ -357,6 +367,7 @@ class MainWindow(QMainWindow):
         self.transport_panel.show_session(session)
         self.setlist_panel.show_session(session)
         self.message_panel.show_session(session)
+        self.cue_panel.show_session(session)
         self.members_panel.show_leader(
             running=self.bridge.running, console_leads=session.leader_id == CONSOLE
         )
@@ -369,6 +380,7 @@ class MainWindow(QMainWindow):
         if not status.running:
             self.members_panel.show_leader(running=False, console_leads=False)
             self.message_panel.show_stopped()
+            self.cue_panel.show_stopped()
         title = "BandSync — leader console"
         if status.running:
             title += f" — {status.followers} following"

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLineEdit, QPushButton, QV
 from ..core.session import Session
 from ..core.validation import MESSAGE_MAX
 from .bridge import Bridge
-from .plaintext import plain_label
+from .sizing import ElidedLabel
 
 NOTHING_SHOWN = "nothing on the phones"
 
@@ -36,8 +36,10 @@ class MessagePanel(QGroupBox):
         self.clear_button.clicked.connect(self.clear)
         for button in (self.send_button, self.clear_button):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        # The message may have been set by a phone that leads: plain text, wrapped.
-        self.shown_label = plain_label(NOTHING_SHOWN, outside=True)
+        # The message may have been set by a phone that leads, up to 500 characters: one
+        # line, cut to the panel's width (the whole of it in the tooltip), so it never takes
+        # the room of the panels under it.
+        self.shown_label = ElidedLabel(NOTHING_SHOWN)
         self.shown_label.setObjectName("muted")
 
         row = QHBoxLayout()
@@ -59,9 +61,8 @@ class MessagePanel(QGroupBox):
 
     def show_session(self, session: Session) -> None:
         text = f"On the phones: {session.message}" if session.message else NOTHING_SHOWN
-        if self.shown_label.text() != text:
-            self.shown_label.setText(text)
+        self.shown_label.set_full_text(text)
 
     def show_stopped(self) -> None:
         """The server stopped: no phone shows anything now."""
-        self.shown_label.setText(NOTHING_SHOWN)
+        self.shown_label.set_full_text(NOTHING_SHOWN)

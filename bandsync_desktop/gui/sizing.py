@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
+
+from .plaintext import plain_tooltip
 
 SLACK_PX = 4  # room for a font's overhang (italics, a bold glyph's side bearing)
 
@@ -104,3 +106,49 @@ class QrView(QWidget):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         painter.drawImage(rect, image)
         painter.end()
+
+
+class ElidedLabel(QLabel):
+    """One line of plain text, cut with "…" to the width the layout gives it; the whole text
+    is its tooltip. For text from outside (a phone leader's 500-character message) that
+    must never make the window taller or wider, however long it is.
+
+    ``text()`` is what is shown; ``full_text()`` what was set.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setWordWrap(False)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self._full = ""
+        self.set_full_text(text)
+
+    def full_text(self) -> str:
+        return self._full
+
+    def set_full_text(self, text: str) -> None:
+        # One line: line breaks (a multi-line message) read as spaces.
+        self._full = " ".join(text.split())
+        self._elide()
+
+    def _elide(self) -> None:
+        room = max(0, self.contentsRect().width() - SLACK_PX)
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, room)
+        if shown != self._full and not shown:
+            shown = "…"
+        if shown != super().text():
+            super().setText(shown)
+        tip = plain_tooltip(self._full) if shown != self._full else ""
+        if self.toolTip() != tip:
+            self.setToolTip(tip)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QSize:
+        return QSize(0, super().sizeHint().height())

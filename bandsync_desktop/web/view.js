@@ -6,6 +6,7 @@
 import { rescheduleClicks } from './audio.js';
 import { renderChart } from './chart.js';
 import { serverNow } from './clock.js';
+import { renderCue } from './cue.js';
 import { el, setText } from './dom.js';
 import { currentTempo, setLeading } from './lead.js';
 import { core, state } from './state.js';
@@ -136,6 +137,8 @@ export function frame() {
     setText(el.syncInfo, unc === null ? 'clock: syncing' :
       'clock ±' + unc.toFixed(1) + ' ms · rtt ' + rtt.toFixed(1) + ' ms');
   }
+  // the stage cue, on its bar (drawn before any early return: it holds while joining)
+  renderCue(state.joined || state.offline ? state.snapshot : null, timeline, now);
   // Offline, the page keeps the last timeline's time (the band plays on); it says so.
   if (!timeline || now === null || (!state.joined && !state.offline)) {
     el.flash.style.opacity = '0';

@@ -22,6 +22,8 @@ GOOD = {
     "update_message": {"message": "hi"},
     "set_song": {"song": {"title": "T", "tempo": 90, "beatsPerBar": 6, "beatUnit": 8}},
     "hand_over": {"to": member_id("b")},
+    "cue": {"text": "BREAK"},
+    "clear_cue": {},
 }
 BAD = {
     "set_tempo": ({"tempo": 300}, ErrorCode.INVALID_TEMPO),
@@ -32,6 +34,7 @@ BAD = {
     "update_message": ({}, ErrorCode.INVALID_MESSAGE),
     "set_song": ({"song": {"title": ""}}, ErrorCode.INVALID_SONG),
     "hand_over": ({"to": ""}, ErrorCode.INVALID_PAYLOAD),
+    "cue": ({"text": ""}, ErrorCode.INVALID_CUE),
 }
 
 
@@ -63,7 +66,8 @@ def test_a_valid_payload_binds_the_rule_for_the_leader_and_the_console(name):
         s = band()
         before = s.version
         COMMANDS[name].parse(GOOD[name], RULES)(s, actor, T0 + 1)
-        assert s.version > before or name in ("pause",)  # (pause while stopped: nothing)
+        # (pause while stopped, clear_cue with no cue: nothing to change)
+        assert s.version > before or name in ("pause", "clear_cue")
 
 
 @pytest.mark.parametrize("name", sorted(GOOD))

@@ -76,3 +76,32 @@ def test_the_box_takes_no_more_than_the_server_accepts(console: MainWindow) -> N
     edit = console.message_panel.edit
     edit.setText("x" * (MESSAGE_MAX + 100))
     assert len(edit.text()) == MESSAGE_MAX
+
+
+def test_a_long_message_from_a_phone_leader_takes_one_line_and_the_whole_is_its_tooltip(
+    console: MainWindow, followers: Followers, qtbot: QtBot, run: Run
+) -> None:
+    ana = followers("Ana")
+    members = console.members_panel
+    qtbot.waitUntil(lambda: len(members.model.rows) == 1, timeout=3000)
+    panel = console.message_panel
+    label = panel.shown_label
+    height = panel.minimumSizeHint().height()
+    window_height = console.minimumSizeHint().height()
+    run(console.bridge.hand_over(members.model.rows[0].client_id))
+    text = ("Next: the long medley, " * 30)[: MESSAGE_MAX - 1] + "Z"
+    answer = run(ana.call("update_message", {"sessionId": "band", "message": text}))
+    assert answer["ok"] is True, answer
+    qtbot.waitUntil(lambda: label.full_text() == f"On the phones: {text}", timeout=3000)
+    shown = label.text()
+    assert shown.endswith("…") and shown.startswith("On the phones: Next: the long medley")
+    assert label.fontMetrics().horizontalAdvance(shown) <= label.contentsRect().width()
+    assert label.height() <= label.fontMetrics().height() * 1.5  # one line
+    assert "Z" in label.toolTip() and "medley" in label.toolTip()
+    # the panel and the window ask for no more room than before
+    assert panel.minimumSizeHint().height() == height
+    assert console.minimumSizeHint().height() <= window_height
+    # a short one again: shown whole, no tooltip
+    answer = run(ana.call("update_message", {"sessionId": "band", "message": "Waltz"}))
+    qtbot.waitUntil(lambda: label.text() == "On the phones: Waltz", timeout=3000)
+    assert label.toolTip() == ""
