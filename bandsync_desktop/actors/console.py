@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.chordpro import DEFAULT_METER, DEFAULT_TEMPO, parse_chordpro
+from ..core.conductor import CallAt
+from ..core.errors import ValidationError
 from ..core.session import CONSOLE, Session, member_id
 from ..core.timeline import Boundary
 from ..server.peers import ActorHost
@@ -29,6 +32,22 @@ class SongSpec:
     beats_per_bar: int | None = None
     beat_unit: int | None = None
     count_in_bars: int | None = None
+
+
+def chart_sections(spec: SongSpec) -> list[dict[str, Any]] | None:
+    """The sections of ``spec``'s chart as ``set_song`` takes them, or ``None`` when the
+    chart has no timed line or does not read as ChordPro (it still goes on the stands)."""
+    meter = (spec.beats_per_bar, spec.beat_unit or 4) if spec.beats_per_bar else DEFAULT_METER
+    try:
+        song = parse_chordpro(
+            spec.chart, default_tempo_bpm=spec.tempo_bpm or DEFAULT_TEMPO, default_meter=meter
+        )
+    except ValidationError:
+        return None
+    if song.song_map is None:
+        return None
+    sections: list[dict[str, Any]] = song.song_map.to_dict()["sections"]
+    return sections
 
 
 class ConsoleFacade:
@@ -90,11 +109,17 @@ class ConsoleFacade:
     async def set_message(self, text: str) -> Session:
         return await self.submit("update_message", {"message": text})
 
-    async def set_song(self, spec: SongSpec | None) -> Session:
-        """Put a song on the stands (or clear it): title, chart, tempo, meter, count-in."""
+    async def set_song(self, spec: SongSpec | None, *, form: bool = True) -> Session:
+        """Put a song on the stands (or clear it): title, chart, tempo, meter, count-in,
+        and with ``form`` the chart's sections (its section markers and bar lines, read as
+        ChordPro), which the server then plays: each section's tempo and meter on its bar,
+        the leader's calls, the song's end."""
         if spec is None:
             return await self.submit("set_song", {"song": None})
         song: dict[str, Any] = {"title": spec.title, "chart": spec.chart}
+        sections = chart_sections(spec) if form else None
+        if sections is not None:
+            song["sections"] = sections
         if spec.tempo_bpm is not None:
             song["tempo"] = spec.tempo_bpm
         if spec.beats_per_bar is not None:
@@ -112,6 +137,19 @@ class ConsoleFacade:
     async def clear_cue(self) -> Session:
         """Take the stage cue off the phones."""
         return await self.submit("clear_cue", {})
+
+    async def jump(self, section: int | str, at: CallAt = "bar") -> Session:
+        """Go to a section of the song's form (its index or name): at the next downbeat
+        (``"bar"``) or at the end of the section playing (``"section"``)."""
+        return await self.submit("jump", {"section": section, "at": at})
+
+    async def vamp(self, on: bool = True) -> Session:
+        """Repeat the section playing until released (``on=False``)."""
+        return await self.submit("vamp", {"on": on})
+
+    async def end(self, at: CallAt = "bar") -> Session:
+        """End the song after this bar (``"bar"``) or this section (``"section"``)."""
+        return await self.submit("end", {"at": at})
 
     async def hand_over(self, client_id: str) -> Session:
         """Pass the lead to a member, named by its client id (or ``CONSOLE``: back to it).

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from . import validation
+from .conductor import CallAt
 from .errors import ErrorCode, ValidationError
 from .session import Notice, Rules, Session, Song
+from .song import SECTION_NAME_MAX, SongMap
 
 #: A command bound to its arguments: ``action(session, actor, now_ms)``.
 Action = Callable[[Session, str, float], list[Notice]]
@@ -51,8 +53,10 @@ def parse_song(
         if song.get("countInBars") is not None
         else None
     )
+    sections = song.get("sections")
+    form = None if sections is None else SongMap.from_dict({"sections": sections})
     return (
-        Song(validation.title(song.get("title")), validation.chart(song.get("chart"))),
+        Song(validation.title(song.get("title")), validation.chart(song.get("chart")), form),
         tempo,
         meter,
         count_in,
@@ -120,6 +124,37 @@ def _clear_cue(payload: Mapping[str, Any], rules: Rules) -> Action:
     return lambda s, actor, now: s.clear_cue(now, actor)
 
 
+def _call_at(payload: Mapping[str, Any]) -> CallAt:
+    at = payload.get("at", "bar")
+    if at == "bar":
+        return "bar"
+    if at == "section":
+        return "section"
+    raise ValidationError("at must be 'bar' or 'section'", ErrorCode.INVALID_CALL)
+
+
+def _jump(payload: Mapping[str, Any], rules: Rules) -> Action:
+    section = payload.get("section")
+    if isinstance(section, str) and len(section) > 10 * SECTION_NAME_MAX:
+        raise ValidationError("no section has so long a name", ErrorCode.INVALID_CALL)
+    if not isinstance(section, (int, str)) or isinstance(section, bool):
+        raise ValidationError("section must be a section's index or name", ErrorCode.INVALID_CALL)
+    at = _call_at(payload)
+    return lambda s, actor, now: s.call(now, actor, "jump", at, section, rules)
+
+
+def _end(payload: Mapping[str, Any], rules: Rules) -> Action:
+    at = _call_at(payload)
+    return lambda s, actor, now: s.call(now, actor, "end", at, None, rules)
+
+
+def _vamp(payload: Mapping[str, Any], rules: Rules) -> Action:
+    on = payload.get("on", True)
+    if not isinstance(on, bool):
+        raise ValidationError("on must be true or false", ErrorCode.INVALID_CALL)
+    return lambda s, actor, now: s.set_vamp(now, actor, on, rules)
+
+
 def _hand_over(payload: Mapping[str, Any], rules: Rules) -> Action:
     target = payload.get("to")
     if not isinstance(target, str) or not target:
@@ -142,5 +177,8 @@ COMMANDS: Final[Mapping[str, Command]] = {
         Command("hand_over", _hand_over, "pass the lead to a member"),
         Command("cue", _cue, "a stage cue (40 characters) on every phone, on the next bar"),
         Command("clear_cue", _clear_cue, "take the stage cue off the phones"),
+        Command("jump", _jump, "go to a section of the song, at the next bar or section"),
+        Command("vamp", _vamp, "repeat the section playing until released"),
+        Command("end", _end, "end the song after this bar or this section"),
     )
 }

@@ -35,6 +35,8 @@ from .timeline import Timeline
 
 #: Boundaries this far ahead are placed on the timeline (ms).
 HORIZON_MS: Final = 2_000.0
+#: How often the server plans (s): a boundary is placed 1.75-2 s before it happens.
+STEP_S: Final = 0.25
 #: At most this many boundaries are placed in one plan (very short sections at a fast tempo).
 MAX_STEPS: Final = 8
 _SNAP: Final = 1e-6
@@ -76,14 +78,32 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class Show:
-    """What the leader asked of the song's form: a section to vamp on, a call waiting."""
+    """What the leader asked of the song's form: a section to vamp on, a call waiting.
+
+    A call is *placed* (on the timeline, ``placed``, with its instant ``placed_at``) once
+    its downbeat is within the horizon; until that instant the phones still show it as
+    coming, then it is gone.
+    """
 
     vamp: int | None = None
     call: Call | None = None
+    placed: Call | None = None
+    placed_at: float | None = None
 
     @property
     def idle(self) -> bool:
         return self.vamp is None and self.call is None
+
+    @property
+    def coming(self) -> Call | None:
+        """The call the band waits for: waiting or placed."""
+        return self.call if self.call is not None else self.placed
+
+    def landed(self, now_ms: float) -> Show:
+        """Without a placed call whose instant has come."""
+        if self.placed_at is not None and self.placed_at <= now_ms:
+            return replace(self, placed=None, placed_at=None)
+        return self
 
 
 def song_bar_at(timeline: Timeline, t_ms: float) -> int:
@@ -125,6 +145,23 @@ def begin(timeline: Timeline, song_map: SongMap, at_ms: float) -> Timeline:
     return _play_section(timeline, song_map, index, at_ms, t)
 
 
+def seek(timeline: Timeline, song_map: SongMap, at_ms: float, position_ms: float) -> Timeline:
+    """Go to ``position_ms`` of the song at ``at_ms``, as the map plays it: the bar and beat
+    there (not the current tempo's reading of the milliseconds), the section's meter, and its
+    tempo or what is left of its ramp."""
+    where = song_map.position_at_ms(position_ms)
+    section = song_map.sections[where.section]
+    if (timeline.segment_at(at_ms).beats_per_bar, timeline.segment_at(at_ms).beat_unit) != (
+        section.beats_per_bar,
+        section.beat_unit,
+    ):
+        timeline = timeline.with_meter(at_ms, section.beats_per_bar, section.beat_unit)
+    beat_in_section = where.beat - song_map.section_start_beat(where.section)
+    beat = (song_map.section_start_bar(where.section) - 1) * section.beats_per_bar
+    timeline = timeline.sought(at_ms, position_ms, beat=beat + beat_in_section)
+    return _play_section(timeline, song_map, where.section, at_ms, at_ms)
+
+
 def _play_section(
     timeline: Timeline, song_map: SongMap, index: int, at_ms: float, t: float
 ) -> Timeline:
@@ -161,6 +198,7 @@ def plan(
     Returns the new timeline and what is left of the show (a call that has been placed is
     done). Unchanged objects come back when there is nothing to place.
     """
+    show = show.landed(now_ms)
     cursor = max(now_ms, timeline.latest.start_ms)
     for _ in range(MAX_STEPS):
         segment = timeline.segment_at(cursor)
@@ -209,16 +247,18 @@ def _at_boundary(
     """What happens on the downbeat of ``event_bar`` at ``at``."""
     if call is not None and call.bar <= event_bar:
         if call.kind == "end":
-            return timeline.paused(at), Show()
+            return timeline.paused(at), Show(placed=call, placed_at=at)
         assert call.section is not None
-        return _go_to(timeline, song_map, call.section, at), replace(show, call=None, vamp=None)
+        placed = replace(show, call=None, vamp=None, placed=call, placed_at=at)
+        return _go_to(timeline, song_map, call.section, at), placed
     ends_section = index + 1 >= len(song_map.sections) or (
         event_bar == song_map.section_start_bar(index + 1)
     )
     if show.vamp is not None and ends_section and show.vamp == index:
         return _go_to(timeline, song_map, index, at), show
     if event_bar > song_map.total_bars:
-        return timeline.paused(at), Show()  # the song is over: stop on its last downbeat
+        # the song is over: stop on its last downbeat (a call placed before still shows)
+        return timeline.paused(at), Show(placed=show.placed, placed_at=show.placed_at)
     following = song_map.section_of_bar(event_bar)
     if following == index and not ends_section:
         return timeline, show

@@ -30,7 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
-from . import validation
+from . import conductor, validation
+from .conductor import Call, CallAt, Show
 from .errors import (
     BandSyncError,
     ErrorCode,
@@ -39,7 +40,9 @@ from .errors import (
     NotInSession,
     NotLeader,
     SessionFull,
+    ValidationError,
 )
+from .song import SongMap
 from .timeline import Boundary, Timeline, bar_beat
 from .validation import Role
 
@@ -127,17 +130,25 @@ class AwayMember:
 
 @dataclass(frozen=True, slots=True)
 class Song:
-    """What the leader put on the stands: a title and a chart (chords/lyrics), optional."""
+    """What the leader put on the stands: a title and a chart (chords/lyrics), optional, and
+    the song's form (``core/song.SongMap``: sections with their tempo, meter and ramps), which
+    the conductor plays when there is one."""
 
     title: str
     chart: str = ""
+    form: SongMap | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "chart": self.chart}
+        data: dict[str, Any] = {"title": self.title, "chart": self.chart}
+        if self.form is not None:
+            data["sections"] = self.form.to_dict()["sections"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Song:
-        return cls(str(data["title"]), str(data.get("chart", "")))
+        sections = data.get("sections")
+        form = SongMap.from_dict({"sections": sections}) if sections else None
+        return cls(str(data["title"]), str(data.get("chart", "")), form)
 
 
 CuePhase = Literal["pending", "showing", "over"]
@@ -244,6 +255,7 @@ class Session:
     last_activity: float = 0.0
     cue: Cue | None = None
     cue_seq: int = 0  # the last cue's id: every new cue gets the next one
+    show: Show = field(default_factory=Show)  # the leader's calls on the song's form
 
     # -- construction -------------------------------------------------------------------------
 
@@ -613,6 +625,7 @@ class Session:
     # -- transport (leader only) --------------------------------------------------------------
 
     def _schedule(self, now_ms: float, boundary: Boundary, rules: Rules) -> float:
+        self._replan_from(now_ms, rules)
         latest = self.timeline.latest
         if not latest.playing:
             return self.timeline.effective_time(now_ms, "now")
@@ -624,6 +637,7 @@ class Session:
         self._require_leader(actor)
         at = self._schedule(now_ms, boundary, rules)
         self.timeline = self.timeline.with_tempo(at, tempo_bpm)
+        self._place(now_ms)
         self._changed(now_ms)
         return [
             (
@@ -649,6 +663,7 @@ class Session:
         self._require_leader(actor)
         at = self._schedule(now_ms, boundary, rules)
         self.timeline = self.timeline.with_meter(at, beats_per_bar, beat_unit)
+        self._place(now_ms)
         self._changed(now_ms)
         return [
             (
@@ -678,6 +693,9 @@ class Session:
         bars = self.count_in_bars if count_in_bars is None else count_in_bars
         at = self.timeline.effective_time(now_ms + rules.lead_ms, "now")
         self.timeline = self.timeline.played(at, bars * self.timeline.latest.beats_per_bar)
+        if self.form is not None:  # the section there gives meter and tempo, count-in too
+            self.timeline = conductor.begin(self.timeline, self.form, at)
+            self._place(now_ms)
         self._changed(now_ms)
         payload = self._transport_payload(now_ms, at)
         payload["downbeatAt"] = self.timeline.latest.anchor_ms
@@ -695,6 +713,7 @@ class Session:
         """Pause and go back to the top of the song (the stage cue goes too)."""
         self._require_leader(actor)
         notices = self._drop_cue(now_ms, "stop")
+        notices += self._forget_calls(now_ms, "stop")
         notices += self._pause_now(now_ms)
         at = self.timeline.effective_time(now_ms, "now")
         self.timeline = self.timeline.sought(at, 0.0)
@@ -707,7 +726,12 @@ class Session:
         self._require_leader(actor)
         notices = self._drop_cue(now_ms, "seek")
         at = self._schedule(now_ms, "now", rules)
-        self.timeline = self.timeline.sought(at, position_ms)
+        if self.form is not None:  # the bar there as the form counts it, and its section
+            self.timeline = conductor.seek(self.timeline, self.form, at, position_ms)
+            notices += self._forget_calls(now_ms, "seek")
+            self._place(now_ms)
+        else:
+            self.timeline = self.timeline.sought(at, position_ms)
         self._changed(now_ms)
         return [*notices, ("seek", self._transport_payload(now_ms, at))]
 
@@ -734,9 +758,15 @@ class Session:
         """
         self._require_leader(actor)
         notices = self._drop_cue(now_ms, "song")
+        notices += self._forget_calls(now_ms, "song")
         notices += self._pause_now(now_ms)
         at = self.timeline.effective_time(now_ms, "now")
         timeline = self.timeline.sought(at, 0.0)
+        form = song.form if song is not None else None
+        if form is not None:  # the first section's tempo and meter, unless the song says
+            first = form.sections[0]
+            tempo_bpm = first.tempo_bpm if tempo_bpm is None else tempo_bpm
+            meter = (first.beats_per_bar, first.beat_unit) if meter is None else meter
         if tempo_bpm is not None:
             timeline = timeline.with_tempo(at, tempo_bpm)
         if meter is not None:
@@ -795,6 +825,147 @@ class Session:
         self._changed(now_ms)
         return [self._cue_notice(now_ms, "cleared")]
 
+    # -- the song's form: sections and the leader's calls -------------------------------------
+
+    @property
+    def form(self) -> SongMap | None:
+        """The form of the song on the stands (sections, tempos, meters), if it has one."""
+        return self.song.form if self.song is not None else None
+
+    def _replan_from(self, now_ms: float, rules: Rules) -> None:
+        """Before a leader's change to a song with a form: take back what the conductor
+        placed after the change's earliest instant (``now + lead``; no phone plays it yet),
+        so the change lands where the leader asked, not after a boundary placed ahead;
+        ``_place`` then puts the form back on top of it. A change of the leader's own still
+        pending after that instant goes too: the newer one wins."""
+        if self.form is not None:
+            self.timeline = self.timeline.until(now_ms + rules.lead_ms)
+
+    def _place(self, now_ms: float) -> bool:
+        """Put on the timeline what the form and the calls bring within the conductor's
+        horizon (``core/conductor.plan``); True when anything changed."""
+        form = self.form
+        if form is None:
+            return False
+        timeline, show = conductor.plan(self.timeline, form, self.show, now_ms)
+        if timeline is self.timeline and show == self.show:
+            return False
+        self.timeline, self.show = timeline, show
+        return True
+
+    def conduct(self, now_ms: float) -> list[Notice]:
+        """The server's periodic step for a playing song with a form (no actor: the form
+        and the leader's calls already say what happens). Nothing changes, and nothing is
+        published, unless a boundary or a call came within the horizon or a call landed."""
+        before = self.show
+        if not self._place(now_ms):
+            return []
+        self._changed(now_ms)
+        if self.show.coming != before.coming or self.show.vamp != before.vamp:
+            return [self._show_notice(now_ms, "landed" if before.call is None else "placed")]
+        return []
+
+    def would_conduct(self, now_ms: float) -> bool:
+        """Whether ``conduct`` would change anything now (read only: a node asks this of
+        its cached copy before it takes the session's lock)."""
+        form = self.form
+        if form is None or (not self.timeline.latest.playing and self.show.placed is None):
+            return False
+        timeline, show = conductor.plan(self.timeline, form, self.show, now_ms)
+        return timeline is not self.timeline or show != self.show
+
+    def _forget_calls(self, now_ms: float, reason: str) -> list[Notice]:
+        """A stop, a seek or a new song ends the vamp and the calls waiting."""
+        if self.show == Show():
+            return []
+        self.show = Show()
+        return [self._show_notice(now_ms, reason)]
+
+    def _require_form(self) -> SongMap:
+        form = self.form
+        if form is None:
+            raise ValidationError(
+                "the song on the stands has no sections to call", ErrorCode.INVALID_CALL
+            )
+        return form
+
+    def call(
+        self,
+        now_ms: float,
+        actor: str,
+        kind: Literal["jump", "end"],
+        at: CallAt,
+        section: int | str | None,
+        rules: Rules,
+    ) -> list[Notice]:
+        """The leader's call on the song's form: jump to ``section`` (an index or a name) or
+        end, at the next downbeat at least ``rules.lead_ms`` away (``"bar"``) or at the end
+        of the section playing (``"section"``). It replaces a call waiting; while stopped a
+        jump goes there at once (a seek to the section) and an end is refused."""
+        self._require_leader(actor)
+        form = self._require_form()
+        index = None if kind == "end" else _section_index(form, section)
+        if not self.timeline.latest.playing:
+            if kind == "end":
+                raise ValidationError("nothing is playing to end", ErrorCode.INVALID_CALL)
+            assert index is not None
+            return self.seek(now_ms, actor, form.section_start_ms(index), rules)
+        self._replan_from(now_ms, rules)
+        bar = conductor.call_bar(self.timeline, form, now_ms + rules.lead_ms, at)
+        self.show = replace(self.show, call=Call(kind, bar, index))
+        self._place(now_ms)
+        self._changed(now_ms)
+        return [self._show_notice(now_ms, kind)]
+
+    def set_vamp(self, now_ms: float, actor: str, on: bool, rules: Rules) -> list[Notice]:
+        """Vamp: repeat the section playing until released (``on=False``). Released, the
+        song goes on from the end of the section as it is written."""
+        self._require_leader(actor)
+        form = self._require_form()
+        if on:
+            bar = conductor.song_bar_at(self.timeline, now_ms)
+            vamp: int | None = form.section_of_bar(max(bar, 1))
+        else:
+            vamp = None
+        if vamp == self.show.vamp:
+            return []
+        self._replan_from(now_ms, rules)
+        self.show = replace(self.show, vamp=vamp)
+        self._place(now_ms)
+        self._changed(now_ms)
+        return [self._show_notice(now_ms, "vamp" if on else "release")]
+
+    def show_wire(self) -> dict[str, Any]:
+        """The calls as the phones show them: ``{vamp, call}``; ``call`` is the one the band
+        waits for (``kind``, the song's ``bar`` it lands on, ``section``, ``sectionName``,
+        and ``atServerTime`` once it is on the timeline)."""
+        show, form = self.show, self.form
+        coming = show.coming
+        call = coming.to_wire(form) if coming is not None else None
+        if call is not None:
+            if show.call is None and show.placed_at is not None:
+                call["atServerTime"] = show.placed_at
+            else:
+                found = _bar_start(self.timeline, coming.bar) if coming else None
+                call["atServerTime"] = found[1] if found else None
+        vamp = show.vamp
+        return {
+            "vamp": vamp,
+            "vampName": form.sections[vamp].name if form is not None and vamp is not None else None,
+            "call": call,
+        }
+
+    def _show_notice(self, now_ms: float, reason: str) -> Notice:
+        return (
+            "show",
+            {
+                "sessionId": self.session_id,
+                **self.show_wire(),
+                "reason": reason,
+                "serverTimestamp": now_ms,
+            },
+        )
+
     # -- wire ---------------------------------------------------------------------------------
 
     def member_wire(self, member: Member) -> dict[str, Any]:
@@ -845,6 +1016,7 @@ class Session:
             "segments": self.timeline.to_wire(),
             "song": self.song.to_dict() if self.song else None,
             "cue": self.cue.to_wire() if self.cue else None,
+            "show": self.show_wire(),
         }
 
     def copy(self) -> Session:
@@ -879,6 +1051,7 @@ class Session:
             "lastActivity": self.last_activity,
             "cue": self.cue.to_wire() if self.cue else None,
             "cueSeq": self.cue_seq,
+            "show": _show_to_dict(self.show),
         }
 
     @classmethod
@@ -908,6 +1081,7 @@ class Session:
             last_activity=float(data.get("lastActivity", data["createdAt"])),
             cue=Cue.from_wire(data["cue"]) if data.get("cue") else None,
             cue_seq=int(data.get("cueSeq", 0)),
+            show=_show_from_dict(data.get("show")),
         )
 
 
@@ -955,4 +1129,43 @@ def carried_over(previous: Session, now_ms: float) -> Session:
         version=previous.version + 1,
         last_activity=now_ms,
         cue_seq=previous.cue_seq,  # no cue: its bar was on the stopped server's timeline
+    )
+
+
+def _section_index(form: SongMap, section: int | str | None) -> int:
+    """A section named by its index (0-based) or its name (the first of that name)."""
+    if isinstance(section, int) and not isinstance(section, bool):
+        if 0 <= section < len(form.sections):
+            return section
+        raise ValidationError(
+            f"section must be 0 to {len(form.sections) - 1}", ErrorCode.INVALID_CALL
+        )
+    if isinstance(section, str):
+        wanted = section.strip().casefold()
+        for index, candidate in enumerate(form.sections):
+            if candidate.name.casefold() == wanted:
+                return index
+        raise ValidationError("the song has no section of that name", ErrorCode.INVALID_CALL)
+    raise ValidationError("section must be a section's index or name", ErrorCode.INVALID_CALL)
+
+
+def _show_to_dict(show: Show) -> dict[str, Any]:
+    return {
+        "vamp": show.vamp,
+        "call": show.call.to_wire() if show.call else None,
+        "placed": show.placed.to_wire() if show.placed else None,
+        "placedAt": show.placed_at,
+    }
+
+
+def _show_from_dict(data: Any) -> Show:
+    if not isinstance(data, Mapping):
+        return Show()
+    call, placed = data.get("call"), data.get("placed")
+    vamp, placed_at = data.get("vamp"), data.get("placedAt")
+    return Show(
+        vamp=int(vamp) if vamp is not None else None,
+        call=Call.from_wire(call) if call else None,
+        placed=Call.from_wire(placed) if placed else None,
+        placed_at=float(placed_at) if placed_at is not None else None,
     )

@@ -282,6 +282,14 @@ class Timeline:
             return self
         return Timeline(self._segments[keep_from:])
 
+    def until(self, t_ms: float) -> Timeline:
+        """Without the changes pending after ``t_ms`` (the conductor re-plans a song's
+        form after a leader's change; nothing that starts by ``t_ms`` is touched)."""
+        kept = [s for s in self._segments if s.start_ms <= t_ms]
+        if len(kept) == len(self._segments):
+            return self
+        return Timeline(kept or self._segments[:1])
+
     # -- scheduling -------------------------------------------------------------------------
 
     def effective_time(self, not_before_ms: float, boundary: Boundary) -> float:

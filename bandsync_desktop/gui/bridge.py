@@ -27,6 +27,7 @@ from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QNetworkInterface
 from ..actors.console import ConsoleFacade, SongSpec
 from ..config import Settings
 from ..core.clock import Clock
+from ..core.conductor import CallAt
 from ..core.errors import BandSyncError
 from ..core.health import classify
 from ..core.session import CONSOLE, CONSOLE_NAME, Session
@@ -164,6 +165,10 @@ class Bridge(QObject):
         #: What the console reads of the running server, and its subscription.
         self.view: ServerView | None = None
         self.console: ConsoleFacade | None = None
+        #: Whether a song's chart sections go with it (the server then plays the form: each
+        #: section's tempo and meter, the calls, the song's end). Off until the leader asks:
+        #: a chart sketched once (a verse written for three) would end the song too soon.
+        self.play_form = False
         self._state = "stopped"
         self._tasks: set[asyncio.Task[Any]] = set()
         self._urls: tuple[str, ...] = ()
@@ -433,7 +438,9 @@ class Bridge(QObject):
         return self._submit("send the message", lambda c: c.set_message(text))
 
     def set_song(self, spec: SongSpec | None) -> asyncio.Task[Any] | None:
-        return self._submit("choose song", lambda c: c.set_song(spec))
+        """Put a song on the stands; with ``play_form`` its chart's sections too."""
+        form = self.play_form
+        return self._submit("choose song", lambda c: c.set_song(spec, form=form))
 
     def cue(self, text: str, in_bars: int = 0, hold_bars: int = 2) -> asyncio.Task[Any] | None:
         """A stage cue on every phone, on the next bar (plus ``in_bars``)."""
@@ -441,6 +448,16 @@ class Bridge(QObject):
 
     def clear_cue(self) -> asyncio.Task[Any] | None:
         return self._submit("clear the cue", lambda c: c.clear_cue())
+
+    def jump(self, section: int, at: CallAt = "bar") -> asyncio.Task[Any] | None:
+        """Go to section ``section`` of the song's form, on the next bar or section end."""
+        return self._submit("jump", lambda c: c.jump(section, at))
+
+    def vamp(self, on: bool) -> asyncio.Task[Any] | None:
+        return self._submit("vamp" if on else "release the vamp", lambda c: c.vamp(on))
+
+    def end_song(self, at: CallAt = "bar") -> asyncio.Task[Any] | None:
+        return self._submit("end the song", lambda c: c.end(at))
 
     def hand_over(self, member: str) -> asyncio.Task[Any] | None:
         return self._submit("make leader", lambda c: c.hand_over(member))
@@ -562,6 +579,17 @@ def _describe(event: str, payload: Mapping[str, Any]) -> str | None:
         if isinstance(cue, Mapping):
             return f"Cue {cue.get('text', '')!s} at bar {cue.get('atBar')}"
         return f"Cue off ({payload.get('reason', 'cleared')})"
+    if event == "show":
+        call = payload.get("call")
+        reason = payload.get("reason")
+        if reason == "vamp":
+            return f"Vamp on {payload.get('vampName')}"
+        if reason == "release":
+            return "Vamp released"
+        if isinstance(call, Mapping) and reason in ("jump", "end"):
+            what = call.get("sectionName") if call.get("kind") == "jump" else "End"
+            return f"Call: {what} on bar {call.get('bar')}"
+        return None
     if event == "session_expired":
         return "Session expired"
     return None

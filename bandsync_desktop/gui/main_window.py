@@ -32,6 +32,7 @@ from .bridge import Bridge, MemberRow, PortInUse, ServerStatus, StartupError
 from .connection_panel import ConnectionPanel
 from .cue_panel import CuePanel
 from .dialogs import SettingsDialog, app_icon, offer_port, show_about, show_fatal_error
+from .form_panel import FormPanel
 from .log_panel import LogPanel
 from .members_panel import MembersPanel
 from .message_panel import MessagePanel
@@ -46,7 +47,8 @@ COLUMN_STRETCH = (3, 7, 4)  # tempo and transport, members and log, join and set
 PANEL_MARGIN_PX = 6  # inside each panel (Qt's 9 px cost a laptop's columns 36 px)
 # The keys of the show. Typing keys (Space, letters) still type in a text field; every
 # other one works whatever has the keyboard.
-TYPING_KEYS = frozenset({Qt.Key.Key_Space, Qt.Key.Key_T})
+# Letters of the show's keys: in a text field they type.
+TYPING_KEYS = frozenset({Qt.Key.Key_Space, Qt.Key.Key_T, Qt.Key.Key_J, Qt.Key.Key_V, Qt.Key.Key_E})
 PORTABLE = QKeySequence.SequenceFormat.PortableText
 
 
@@ -111,7 +113,8 @@ class MainWindow(QMainWindow):
 
     Keyboard, whatever has the keyboard: Space play/pause, Up/Down tempo (Shift: 5), T tap,
     Esc stop, PgUp/PgDn previous/next song, F1-F6 stage cues, F7 a typed cue, F8 clear
-    the cue; in the message box Space and T type. Enter in
+    the cue, J jump to a section, V vamp, E end the song; in a text box the letters and
+    Space type. Enter in
     the tempo box sends the tempo and gives the keyboard back to the window.
 
     Args:
@@ -151,6 +154,9 @@ class MainWindow(QMainWindow):
         self.setlist_panel = SetListPanel(bridge, library)
         self.message_panel = MessagePanel(bridge)
         self.cue_panel = CuePanel(bridge)
+        bridge.play_form = bool(user_settings.get("play_form", False))
+        self.form_panel = FormPanel(bridge)
+        self.transport_panel.add_row(self.form_panel)  # the calls under the transport
 
         # Three columns in a splitter: each keeps the width it is given whatever its labels
         # say, and the leader can give one more room.
@@ -220,6 +226,17 @@ class MainWindow(QMainWindow):
         settings = QAction("&Settings…", self)
         settings.triggered.connect(self.open_settings)
         file_menu.addAction(settings)
+        play_form = QAction("Play the chart's &form", self)
+        play_form.setCheckable(True)
+        play_form.setChecked(self.bridge.play_form)
+        play_form.setToolTip(
+            "Songs go on the stands with their chart's sections: each section's tempo and"
+            " meter on its bar, Jump/Vamp/End, and the song ends where the chart does"
+            " (from the next song on)"
+        )
+        play_form.toggled.connect(self._on_play_form)
+        file_menu.addAction(play_form)
+        self.play_form_action = play_form
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -250,6 +267,7 @@ class MainWindow(QMainWindow):
             (Qt.Key.Key_PageUp, lambda: self.setlist_panel.step(-1)),
             (Qt.Key.Key_PageDown, lambda: self.setlist_panel.step(+1)),
             *self.cue_panel.shortcut_bindings(),  # F1-F8: stage cues
+            *self.form_panel.shortcut_bindings(),  # J, V, E: the leader's calls
         )
         self.shortcuts: list[QShortcut] = []
         for key, slot in bindings:
@@ -368,6 +386,7 @@ class MainWindow(QMainWindow):
         self.setlist_panel.show_session(session)
         self.message_panel.show_session(session)
         self.cue_panel.show_session(session)
+        self.form_panel.show_session(session)
         self.members_panel.show_leader(
             running=self.bridge.running, console_leads=session.leader_id == CONSOLE
         )
@@ -381,6 +400,7 @@ class MainWindow(QMainWindow):
             self.members_panel.show_leader(running=False, console_leads=False)
             self.message_panel.show_stopped()
             self.cue_panel.show_stopped()
+            self.form_panel.show_stopped()
         title = "BandSync — leader console"
         if status.running:
             title += f" — {status.followers} following"
@@ -474,6 +494,10 @@ class MainWindow(QMainWindow):
 
     def _on_columns_moved(self, _pos: int, _index: int) -> None:
         self._columns_moved = True
+
+    def _on_play_form(self, on: bool) -> None:
+        self.bridge.play_form = on
+        self.user_settings.update(play_form=on)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Closing stops the server first (phones are told), then the window closes."""

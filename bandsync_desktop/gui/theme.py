@@ -35,13 +35,15 @@ QGroupBox::title {{
     font-size: 13px; letter-spacing: 1px;
 }}
 QGroupBox QWidget {{ background: {PANEL}; }}
-QPushButton {{
+QPushButton, QToolButton {{
     background: #2b3240; border: 1px solid #3a4352; border-radius: 8px;
     padding: 8px 14px; font-weight: bold;
 }}
-QPushButton:hover {{ background: #354056; }}
-QPushButton:pressed {{ background: #46536b; }}
-QPushButton:disabled {{ color: #5d6573; }}
+QPushButton:hover, QToolButton:hover {{ background: #354056; }}
+QPushButton:pressed, QToolButton:pressed {{ background: #46536b; }}
+QPushButton:disabled, QToolButton:disabled {{ color: #5d6573; }}
+QToolButton::menu-button {{ border-left: 1px solid #3a4352; width: 18px; }}
+QToolButton:checked, QPushButton#vamp:checked {{ background: #8a5a00; border-color: {ACCENT}; }}
 QPushButton#play {{ background: #1f7a4d; border-color: #2c9c64; font-size: 22px; }}
 QPushButton#play:checked {{ background: #8a5a00; border-color: {ACCENT}; }}
 QPushButton#stop {{ background: #7a2424; border-color: #a33a3a; font-size: 22px; }}

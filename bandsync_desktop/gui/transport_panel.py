@@ -304,7 +304,7 @@ class MetronomeWidget(QWidget):
         self.current: int | None = None  # 0-based beat in the bar being lit
         self.flash = 0.0  # 1 at the beat, fading to 0 over the beat
         self.counting_in = False
-        self.setMinimumHeight(86)
+        self.setMinimumHeight(72)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         # It paints its own background: a flash repaints this widget only, not the styled
         # panel behind it (style-sheet painting of the parent cost more than the lights).
@@ -421,6 +421,12 @@ class TransportPanel(QGroupBox):
         self._frame_timer = QTimer(self)
         self._frame_timer.setInterval(FRAME_MS)
         self._frame_timer.timeout.connect(self.refresh_position)
+
+    def add_row(self, widget: QWidget) -> None:
+        """Another row under the transport's own (the leader's calls on the song's form)."""
+        layout = self.layout()
+        assert layout is not None
+        layout.addWidget(widget)
 
     def show_session(self, session: Session) -> None:
         latest = session.timeline.latest

@@ -20,6 +20,7 @@ from aiohttp import WSCloseCode, web
 from .. import __version__
 from ..config import Settings
 from ..core.clock import Clock, MonotonicClock
+from ..core.conductor import STEP_S as CONDUCT_INTERVAL_S
 from ..core.session import Session, carried_over
 from ..log import SERVER
 from . import handlers
@@ -152,6 +153,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     jobs: list[Coroutine[Any, Any, None]] = [
         run_ticker(service, settings.tick_hz, app[FANOUT]),
         run_every(settings.housekeeping_interval_s, "housekeeping", service.housekeeping),
+        run_every(CONDUCT_INTERVAL_S, "conductor", service.conduct),
         run_every(settings.sweep_interval_s, "expiry sweep", service.expire_idle),
         run_every(
             settings.heartbeat_interval_s,

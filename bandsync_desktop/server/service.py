@@ -681,6 +681,26 @@ class SessionService:
                 SERVER.info("session %s: leader %s", session_id, session.leader_id)
                 await self._publish(session, notices)
 
+    async def conduct(self) -> None:
+        """Play the form of each playing song that has one: place its section boundaries
+        and the leader's calls on the timeline before they happen (``Session.conduct``).
+
+        The cached copy is asked first, so a session with nothing due costs no store round
+        trip; the change itself runs under the session's lock, on the stored session, like
+        any command (with Redis, any node may do it: the step is idempotent).
+        """
+        now = self.clock.now_ms()
+        for session_id, cached in list(self.sessions.items()):
+            if not cached.would_conduct(now):
+                continue
+            try:
+                session, notices = await self._update(session_id, lambda s: s.conduct(now))
+            except SessionNotFound:
+                self.sessions.pop(session_id, None)
+                continue
+            if session.version != cached.version:
+                await self._publish(session, notices)
+
     async def expire_idle(self) -> list[str]:
         """Delete sessions idle for longer than the expiry; tells anyone still listening.
 

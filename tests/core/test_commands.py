@@ -6,7 +6,8 @@ import pytest
 
 from bandsync_desktop.core.commands import COMMANDS
 from bandsync_desktop.core.errors import BandSyncError, ErrorCode, NotLeader
-from bandsync_desktop.core.session import CONSOLE, Rules, Session, member_id
+from bandsync_desktop.core.session import CONSOLE, Rules, Session, Song, member_id
+from bandsync_desktop.core.song import Section, SongMap
 
 RULES = Rules()
 T0 = 1_000_000.0
@@ -24,6 +25,9 @@ GOOD = {
     "hand_over": {"to": member_id("b")},
     "cue": {"text": "BREAK"},
     "clear_cue": {},
+    "jump": {"section": "Chorus", "at": "section"},
+    "vamp": {"on": True},
+    "end": {"at": "bar"},
 }
 BAD = {
     "set_tempo": ({"tempo": 300}, ErrorCode.INVALID_TEMPO),
@@ -35,7 +39,12 @@ BAD = {
     "set_song": ({"song": {"title": ""}}, ErrorCode.INVALID_SONG),
     "hand_over": ({"to": ""}, ErrorCode.INVALID_PAYLOAD),
     "cue": ({"text": ""}, ErrorCode.INVALID_CUE),
+    "jump": ({"section": None}, ErrorCode.INVALID_CALL),
+    "vamp": ({"on": "yes"}, ErrorCode.INVALID_CALL),
+    "end": ({"at": "later"}, ErrorCode.INVALID_CALL),
 }
+#: A song with a form is on the stands (calls need sections), playing for an end.
+FORM = Song("F", "", SongMap([Section("Verse", 4, 120.0), Section("Chorus", 4, 120.0)]))
 
 
 def band() -> Session:
@@ -51,6 +60,7 @@ def band() -> Session:
             device=None,
             rules=RULES,
         )
+    s.song = FORM
     s.set_role(T0, "a", "leader", None)
     return s
 
@@ -64,6 +74,8 @@ def test_every_leader_command_is_in_the_table_once():
 def test_a_valid_payload_binds_the_rule_for_the_leader_and_the_console(name):
     for actor in ("a", CONSOLE):
         s = band()
+        if name == "end":
+            s.play(T0, CONSOLE, RULES)
         before = s.version
         COMMANDS[name].parse(GOOD[name], RULES)(s, actor, T0 + 1)
         # (pause while stopped, clear_cue with no cue: nothing to change)

@@ -28,5 +28,7 @@ SNAPSHOT_FIELDS = frozenset(
         "segments",
         "countInBars",
         "song",
+        "cue",
+        "show",
     }
 )

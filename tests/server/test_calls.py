@@ -1,0 +1,142 @@
+"""A song's form and the leader's calls over the protocol: real socket.io clients against a
+real server on loopback, its own conductor task placing the sections (issue 15, item 3).
+
+The leader sends a song with sections, plays, and calls jump / vamp / end; every phone gets
+each change in a snapshot (``segments``) before its downbeat, and all phones reading their
+snapshot's timeline hear the same bar at the same server instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from bandsync_desktop.core.conductor import song_bar_at
+from bandsync_desktop.core.timeline import Timeline
+from bandsync_desktop.server.app import ServerRunner
+
+from ..helpers.clients import Recorder, expect_ok, expect_refused
+
+pytestmark = pytest.mark.asyncio
+
+UNLIMITED = {"rate_limit_per_s": 1e6, "rate_limit_burst": 1_000_000}
+SECTIONS = [
+    {"name": "Intro", "bars": 1, "tempoBpm": 240},
+    {"name": "Verse", "bars": 2, "tempoBpm": 240},
+    {"name": "Bridge", "bars": 1, "tempoBpm": 180, "beatsPerBar": 3},
+    {"name": "Outro", "bars": 1, "tempoBpm": 240},
+]
+Phones = Callable[..., Awaitable[Recorder]]
+
+
+@pytest_asyncio.fixture
+async def phones(start_server: Any) -> AsyncIterator[tuple[ServerRunner, Phones]]:
+    server = await start_server(band_session=True, **UNLIMITED)
+    made: list[Recorder] = []
+
+    async def phone(name: str, **join: Any) -> Recorder:
+        client = Recorder(server.url, name)
+        client.sio.on("show", client._recorder("show"))
+        await client.connect()
+        made.append(client)
+        snapshot = client.next("snapshot")
+        await expect_ok(
+            client,
+            "join_session",
+            {"sessionId": "gig", "displayName": name, "capabilities": ["timeline"], **join},
+        )
+        await asyncio.wait_for(snapshot, 5)
+        return client
+
+    yield server, phone
+    for client in made:
+        await client.close()
+
+
+def timeline_of(client: Recorder) -> Timeline:
+    return Timeline.from_wire(client.last("snapshot")["segments"])
+
+
+async def test_the_form_plays_on_every_phone_and_a_jump_lands_on_the_bar(phones) -> None:
+    server, phone = phones
+    leader = await phone("Lead", role="leader")
+    guitar, bass = await phone("Guitar"), await phone("Bass")
+    song = {"title": "Short form", "sections": SECTIONS}
+    await expect_ok(leader, "set_song", {"sessionId": "gig", "song": song})
+    await asyncio.sleep(0.2)
+    snap = guitar.last("snapshot")
+    assert [s["name"] for s in snap["song"]["sections"]] == ["Intro", "Verse", "Bridge", "Outro"]
+    assert snap["show"] == {"vamp": None, "vampName": None, "call": None}
+
+    await expect_ok(leader, "play", {"sessionId": "gig"})
+    clock = server.service.clock
+    # each phone's own timeline, sampled as the snapshots arrive: what it will play
+    heard: dict[str, list[tuple[float, int, int]]] = {"Guitar": [], "Bass": []}
+    call_sent = False
+    end = clock.now_ms() + 6_000
+    while clock.now_ms() < end:
+        now = clock.now_ms()
+        for name, client in (("Guitar", guitar), ("Bass", bass)):
+            timeline = timeline_of(client)
+            segment = timeline.segment_at(now)
+            if segment.playing and now >= segment.anchor_ms:
+                heard[name].append((now, song_bar_at(timeline, now), segment.beats_per_bar))
+        if not call_sent and heard["Guitar"] and heard["Guitar"][-1][1] == 2:
+            # in the verse's first bar: go to the outro at the next bar
+            shows = guitar.next("show")
+            ack = await expect_ok(
+                leader, "jump", {"sessionId": "gig", "section": "Outro", "at": "bar"}
+            )
+            assert ack["ok"] is True
+            notice = await asyncio.wait_for(shows, 3)
+            assert notice["call"] is not None, (notice["reason"], notice)
+            assert notice["call"]["sectionName"] == "Outro" and notice["call"]["bar"] == 3
+            call_sent = True
+        if heard["Guitar"] and not server.service.sessions["gig"].timeline.is_playing_at(now):
+            break  # the song is over
+        await asyncio.sleep(0.02)
+    assert call_sent
+    for name, samples in heard.items():
+        bars = [bar for _, bar, _ in samples]
+        order = [b for i, b in enumerate(bars) if i == 0 or bars[i - 1] != b]
+        assert order == [1, 2, 5], (name, order)  # intro, the verse's first bar, the outro
+    # both phones' timelines say the same bar at every instant they were sampled
+    guitar_tl, bass_tl = timeline_of(guitar), timeline_of(bass)
+    assert guitar_tl == bass_tl
+    session = server.service.sessions["gig"]
+    assert not session.timeline.latest.playing  # the song ended after the outro
+
+
+async def test_calls_from_a_follower_and_bad_calls_are_refused_and_change_nothing(
+    phones,
+) -> None:
+    server, phone = phones
+    leader = await phone("Lead", role="leader")
+    guitar = await phone("Guitar")
+    await expect_ok(
+        leader, "set_song", {"sessionId": "gig", "song": {"title": "T", "sections": SECTIONS}}
+    )
+    await expect_ok(leader, "play", {"sessionId": "gig"})
+    await asyncio.sleep(0.1)
+    before = server.service.sessions["gig"].show
+    await expect_refused(guitar, "jump", {"sessionId": "gig", "section": 1}, "NOT_LEADER")
+    await expect_refused(guitar, "vamp", {"sessionId": "gig"}, "NOT_LEADER")
+    await expect_refused(guitar, "end", {"sessionId": "gig"}, "NOT_LEADER")
+    for event, payload in (
+        ("jump", {"section": 99}),
+        ("jump", {"section": {"$gt": 0}}),
+        ("jump", {"section": "Chorus"}),
+        ("jump", {"section": 1, "at": "never"}),
+        ("end", {"at": ["bar"]}),
+        ("vamp", {"on": 1}),
+    ):
+        await expect_refused(leader, event, {"sessionId": "gig", **payload}, "INVALID_CALL")
+    assert server.service.sessions["gig"].show == before
+    # the legacy path still works: a tick-only client gets positions while the form plays
+    ack = await expect_ok(leader, "vamp", {"sessionId": "gig"})
+    assert ack["ok"] is True
+    assert server.service.sessions["gig"].show.vamp == 0
