@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__, config, log
+from .actors import add_gear_arguments, gear_options
 from .server.cli import add_server_arguments, cli_overrides
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The BandSync leader console (add --headless for the server alone).",
     )
     add_server_arguments(parser)
+    add_gear_arguments(parser)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--screenshot", metavar="PNG", help="render the window offscreen into PNG and exit"
@@ -132,8 +134,14 @@ def main(argv: Sequence[str]) -> int:
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
     bridge = Bridge(settings)
+    # Gear given on the command line is this run's choice; else the settings file's.
+    gear = gear_options(args)
     window = MainWindow(
-        bridge, user_settings, SetLibrary(profile.sets_dir), interactive=interactive
+        bridge,
+        user_settings,
+        SetLibrary(profile.sets_dir),
+        interactive=interactive,
+        gear=gear if gear.any else None,
     )
     try:
         if screenshot is not None:

@@ -1,5 +1,5 @@
 """Where phones connect: LAN URLs, a QR code, the leader key, server and store state,
-follower count and event-loop lag; start/stop of the server."""
+follower count, event-loop lag and the band's gear; start/stop of the server."""
 
 from __future__ import annotations
 
@@ -53,10 +53,12 @@ class ConnectionPanel(QGroupBox):
     Signals:
         start_requested(): the leader pressed Start.
         stop_requested(): the leader pressed Stop.
+        gear_requested(): the leader pressed Gear (Link, MIDI clock, OSC).
     """
 
     start_requested = Signal()
     stop_requested = Signal()
+    gear_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("JOIN", parent)
@@ -82,6 +84,11 @@ class ConnectionPanel(QGroupBox):
         self.start_button = QPushButton("Start server")
         self.start_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.start_button.clicked.connect(self._on_start_clicked)
+        self.gear_label = plain_label("—", outside=True)
+        self.gear_button = QPushButton("Gear…")
+        self.gear_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.gear_button.setToolTip("Ableton Link, MIDI clock out and OSC")
+        self.gear_button.clicked.connect(self.gear_requested.emit)
 
         # A grid, not a QFormLayout: the form lays out wrapped values shorter than the
         # height it asks for (a long leader name lost its last line).
@@ -94,6 +101,7 @@ class ConnectionPanel(QGroupBox):
             ("Sessions in", self.store_label),
             ("Followers", self.followers_label),
             ("Loop lag", self.lag_label),
+            ("Gear", self.gear_label),
         )
         for number, (title, field) in enumerate(rows):
             facts.addWidget(plain_label(title), number, 0, Qt.AlignmentFlag.AlignTop)
@@ -101,7 +109,10 @@ class ConnectionPanel(QGroupBox):
         right = QVBoxLayout()
         right.addLayout(facts)
         right.addStretch(1)
-        right.addWidget(self.start_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.gear_button)
+        buttons.addWidget(self.start_button, 1)
+        right.addLayout(buttons)
         row = QHBoxLayout()
         row.addWidget(self.qr_view, 2)
         row.addLayout(right, 3)
@@ -136,6 +147,12 @@ class ConnectionPanel(QGroupBox):
             self._qr_for = first
             self.qr_view.set_image(qr_image(first) if first else None)
             set_plain_tooltip(self.qr_view, f"Scan with a phone's camera: {first or '—'}")
+
+    def show_gear(self, text: str, details: str) -> None:
+        """What the gear is doing, in a line (``details``: its tooltip, a line a bridge)."""
+        if self.gear_label.text() != text:
+            self.gear_label.setText(text)
+        set_plain_tooltip(self.gear_label, details)
 
     def _on_start_clicked(self) -> None:
         if self.start_button.text().startswith("Stop"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QEvent, QKeyCombination, QObject, QRect, QSize, Qt
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
+from ..actors import GearOptions
 from ..core.clock import Clock, MonotonicClock
 from ..core.session import CONSOLE, Session
 from ..log import GUI
@@ -33,6 +34,8 @@ from .connection_panel import ConnectionPanel
 from .cue_panel import CuePanel
 from .dialogs import SettingsDialog, app_icon, offer_port, show_about, show_fatal_error
 from .form_panel import FormPanel
+from .gear import GearControl, options_from_settings, settings_from_options
+from .gear_dialog import GearDialog, summary, summary_tooltip
 from .log_panel import LogPanel
 from .members_panel import MembersPanel
 from .message_panel import MessagePanel
@@ -123,6 +126,8 @@ class MainWindow(QMainWindow):
         library: the set lists.
         interactive: False when nobody is there to answer a dialog (screenshots, tests).
         clock: the clock of tap tempo (inject one in tests).
+        gear: the bridges to run (Link, MIDI clock, OSC); default: as the settings file
+            says (``gear_*`` entries, saved whenever the leader changes them).
     """
 
     def __init__(
@@ -133,6 +138,7 @@ class MainWindow(QMainWindow):
         *,
         interactive: bool = True,
         clock: Clock | None = None,
+        gear: GearOptions | None = None,
     ) -> None:
         super().__init__()
         self.bridge = bridge
@@ -157,6 +163,15 @@ class MainWindow(QMainWindow):
         bridge.play_form = bool(user_settings.get("play_form", False))
         self.form_panel = FormPanel(bridge)
         self.transport_panel.add_row(self.form_panel)  # the calls under the transport
+        self.gear = GearControl(
+            bridge, gear if gear is not None else options_from_settings(user_settings.data), self
+        )
+        self.gear.chosen.connect(
+            lambda options: self.user_settings.update(**settings_from_options(options))
+        )
+        self.gear.problem.connect(lambda text: self.log_panel.add("error", text))
+        self.gear.status_changed.connect(self._show_gear)
+        self.gear_dialog = GearDialog(self.gear, self, interactive=interactive)
 
         # Three columns in a splitter: each keeps the width it is given whatever its labels
         # say, and the leader can give one more room.
@@ -210,6 +225,8 @@ class MainWindow(QMainWindow):
         bridge.command_failed.connect(self._on_command_failed)
         self.connection_panel.start_requested.connect(lambda: self._spawn(self.start_server()))
         self.connection_panel.stop_requested.connect(self.request_stop)
+        self.connection_panel.gear_requested.connect(self.open_gear)
+        self._show_gear(self.gear.statuses())
         self.setlist_panel.problem.connect(lambda text: self.log_panel.add("error", text))
         self.setlist_panel.saved.connect(lambda text: self.log_panel.add("info", text))
         self.setlist_panel.problem.connect(lambda text: self.statusBar().showMessage(text, 8000))
@@ -248,6 +265,11 @@ class MainWindow(QMainWindow):
         stop.triggered.connect(self.request_stop)
         server_menu.addAction(start)
         server_menu.addAction(stop)
+        server_menu.addSeparator()
+        gear = QAction("&Gear: Link, MIDI clock, OSC…", self)
+        gear.setShortcut(QKeySequence("Ctrl+G"))
+        gear.triggered.connect(self.open_gear)
+        server_menu.addAction(gear)
         help_menu = menu.addMenu("&Help")
         about = QAction("&About BandSync Desktop", self)
         about.triggered.connect(lambda: show_about(self))
@@ -498,6 +520,20 @@ class MainWindow(QMainWindow):
     def _on_play_form(self, on: bool) -> None:
         self.bridge.play_form = on
         self.user_settings.update(play_form=on)
+
+    def open_gear(self) -> None:
+        """Show the gear dialog (Link, MIDI clock, OSC) beside the window."""
+        dialog = self.gear_dialog
+        if dialog.isVisible():  # open already, maybe behind the window: bring it up
+            dialog.raise_()
+            dialog.activateWindow()
+        else:
+            dialog.show()
+
+    def _show_gear(self, statuses: Mapping[str, Mapping[str, Any]]) -> None:
+        self.connection_panel.show_gear(
+            summary(self.gear.options, statuses), summary_tooltip(statuses)
+        )
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Closing stops the server first (phones are told), then the window closes."""
