@@ -30,7 +30,16 @@ a few times while playing; each follower switches when its estimate reaches the 
 server instant S, or when the change reaches it if it came late: the benchmark reports that
 true instant minus S per follower.
 
-Usage: ``.venv/bin/python bench/sync_bench.py [--pages 3 --python 5 --loopback-s 25 --wifi-s 60]``
+With ``--calls`` the leader plays a song with sections instead (no tempo changes of its own)
+and makes the leader's calls through each phase: jumps at the next bar and at the section's
+end, a vamp and its release, an end. For each call the benchmark takes its instant S from the
+leader's snapshots (``show.call.atServerTime`` for a jump or an end, where the timeline enters
+the section for a vamp) and reports per follower the true instant it switches, as for a tempo
+change, minus S; and whether the follower's own timeline puts the intended bar there (the
+target's first bar, playing; the end's bar, stopped).
+
+Usage: ``.venv/bin/python bench/sync_bench.py [--pages 3 --python 5 --loopback-s 25 --wifi-s 60]
+[--calls --call-every-s 4]``
 Writes ``bench/results/sync_bench.json`` and, with ``--plot``, ``docs/timing.png``.
 """
 
@@ -58,6 +67,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bandsync_desktop.core.clocksync import OffsetEstimator, SyncSample  # noqa: E402
+from bandsync_desktop.core.conductor import song_bar_at  # noqa: E402
+from bandsync_desktop.core.song import SongMap  # noqa: E402
+from bandsync_desktop.core.timeline import Timeline  # noqa: E402
 from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 # The page's schedule (web/app.js): a burst at join, then one exchange every half second.
@@ -112,6 +124,210 @@ async def stop_process(proc: asyncio.subprocess.Process) -> str:
     return rest.decode()
 
 
+# -- the song's form and the leader's calls (--calls) ---------------------------------------
+
+# 8 sections of 2 bars: every neighbour differs in tempo (so each boundary is a change on the
+# timeline), three meters, one ramp.
+SONG_SECTIONS: tuple[dict[str, Any], ...] = (
+    {"name": "Intro", "bars": 2, "tempoBpm": 120},
+    {"name": "Verse", "bars": 2, "tempoBpm": 128, "beatsPerBar": 3},
+    {"name": "Pre", "bars": 2, "tempoBpm": 150, "beatsPerBar": 7, "beatUnit": 8},
+    {"name": "Chorus", "bars": 2, "tempoBpm": 140},
+    {"name": "Verse 2", "bars": 2, "tempoBpm": 124, "beatsPerBar": 3},
+    {"name": "Bridge", "bars": 2, "tempoBpm": 146, "beatsPerBar": 7, "beatUnit": 8},
+    {"name": "Solo", "bars": 2, "tempoBpm": 132, "rampToBpm": 144},
+    {"name": "Outro", "bars": 2, "tempoBpm": 136, "beatsPerBar": 3},
+)
+CALL_CYCLE = ("jump-bar", "vamp-on", "vamp-off", "jump-section")
+JUMP_TARGETS = (2, 0, 4, 1, 3)  # early sections, so that the song never runs out
+LANDED_AFTER_MS = 300.0  # a call is over this long after its instant
+RESOLVE_TIMEOUT_MS = 12_000.0
+
+
+def bar_at(timeline: Timeline, t_ms: float) -> int:
+    """The song's bar (1-based) at ``t_ms``, as the conductor counts it."""
+    return song_bar_at(timeline, t_ms)
+
+
+@dataclass
+class CallRecord:
+    """One leader's call and what each follower did with it.
+
+    ``bar`` is the song's bar the follower must be in from ``instant`` on: the target
+    section's first bar for a jump (and for a vamp's repeat), the next section's first bar
+    for a vamp's release, the call's bar for an end (stopped there).
+    """
+
+    kind: str
+    sent_ms: float  # true server time when the leader sent it
+    bar: int
+    section: int
+    playing: bool  # the transport plays on from the instant (False for an end)
+    show_bar: int | None = None  # show.call.bar: the downbeat it lands on (jump, end)
+    at_server: float | None = None  # show.call.atServerTime (jump, end)
+    instant: float | None = None  # S: where the leader's timeline switches
+    version: int | None = None  # the first snapshot that carries it
+    failed: str | None = None
+    applied: dict[str, float] = field(default_factory=dict)  # follower -> true - S (ms)
+    late: list[str] = field(default_factory=list)
+    on_bar: dict[str, bool] = field(default_factory=dict)
+    seen: dict[str, dict[str, Any]] = field(default_factory=dict)  # what each follower read
+
+    def landed(self, server_now: float) -> bool:
+        return self.failed is not None or (
+            self.instant is not None and server_now > self.instant + LANDED_AFTER_MS
+        )
+
+
+def switch_in(timeline: Timeline, call: CallRecord) -> float | None:
+    """The start of the first segment, after the call was sent, where ``timeline`` enters the
+    call's bar (playing on, or stopped there as the call says)."""
+    segments = timeline.segments
+    for i, seg in enumerate(segments):
+        if seg.start_ms <= call.sent_ms or seg.playing != call.playing:
+            continue
+        if bar_at(timeline, seg.start_ms + 1.0) != call.bar:
+            continue
+        if i > 0 and call.playing and bar_at(timeline, seg.start_ms - 1.0) == call.bar:
+            continue  # already in that bar: not the switch
+        return seg.start_ms
+    return None
+
+
+class CallProgram:
+    """The leader's side: the song, the calls spaced through the phase, and for each call the
+    instant and the first snapshot version at which the leader's timeline switches."""
+
+    def __init__(
+        self,
+        leader: socketio.AsyncClient,
+        session: str,
+        snapshots: list[dict[str, Any]],
+        server_offset: float,
+        duration_s: float,
+        every_s: float,
+    ) -> None:
+        self.leader = leader
+        self.session = session
+        self.snapshots = snapshots
+        self.server_offset = server_offset
+        self.duration_s = duration_s
+        self.every_s = every_s
+        self.form = SongMap.from_dict({"sections": list(SONG_SECTIONS)})
+        self.calls: list[CallRecord] = []
+        self.cycle = 0
+        self.targets = 0
+        self.vamp: int | None = None
+        self.next_at = 0.0
+        self.ended = False
+        self.scanned: dict[int, int] = {}  # call index -> leader snapshots already scanned
+
+    def server_now(self) -> float:
+        return mono_ms() + self.server_offset
+
+    def done(self) -> bool:
+        return self.ended and all(c.landed(self.server_now()) for c in self.calls)
+
+    async def start(self) -> None:
+        song = {"title": "Bench form", "countInBars": 0, "sections": list(SONG_SECTIONS)}
+        await self._send("set_song", {"song": song})
+        await self._send("play", {})
+        self.next_at = time.monotonic() + min(2.0, self.every_s)
+
+    async def _send(self, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send a leader's command; the snapshot that follows it."""
+        before = len(self.snapshots)
+        ack = await self.leader.call(event, {"sessionId": self.session, **payload}, timeout=10)
+        assert ack["ok"], (event, ack)
+        for _ in range(400):
+            if len(self.snapshots) > before:
+                break
+            await asyncio.sleep(0.005)
+        return self.snapshots[-1]
+
+    async def step(self, phase_start: float) -> None:
+        """Send the next call when it is due and the one before it has landed."""
+        self.resolve()
+        now, server_now = time.monotonic(), self.server_now()
+        if self.ended or now < self.next_at:
+            return
+        if self.calls and not self.calls[-1].landed(server_now):
+            return
+        timeline = Timeline.from_wire(self.snapshots[-1]["segments"])
+        segment = timeline.segment_at(server_now)
+        if not segment.playing:
+            return  # (stopped: the song ran out; there is nothing to call)
+        section = self.form.section_of_bar(max(bar_at(timeline, server_now), 1))
+        if now - phase_start >= self.duration_s - 3.0:
+            call = (await self._send("end", {"at": "bar"}))["show"]["call"]
+            bar = call["bar"]
+            self.calls.append(
+                CallRecord("end", server_now, bar, self.form.section_of_bar(bar), False)
+            )
+            self.calls[-1].show_bar = bar
+            self.ended = True
+            return
+        kind = CALL_CYCLE[self.cycle % len(CALL_CYCLE)]
+        if kind == "vamp-on" and section >= 6:
+            kind = "jump-bar"  # near the end of the song: back to an early section first
+        elif kind == "vamp-on":
+            end_beat = (self.form.section_start_bar(section + 1) - 1) * segment.beats_per_bar
+            if segment.time_of_beat(end_beat) - server_now < 1000.0:
+                return  # the section ends too soon for its repeat to be placed: next round
+        if kind == CALL_CYCLE[self.cycle % len(CALL_CYCLE)]:
+            self.cycle += 1
+        if kind.startswith("jump"):
+            target = JUMP_TARGETS[self.targets % len(JUMP_TARGETS)]
+            self.targets += 1
+            while target in (section, section + 1):  # a jump that changes nothing is no test
+                target = (target + 1) % len(JUMP_TARGETS)
+            at = "bar" if kind == "jump-bar" else "section"
+            call = (await self._send("jump", {"section": target, "at": at}))["show"]["call"]
+            assert call["kind"] == "jump" and call["section"] == target, call
+            record = CallRecord(kind, server_now, self.form.section_start_bar(target), target, True)
+            record.show_bar = call["bar"]
+            self.calls.append(record)
+            self.vamp = None  # a jump ends the vamp
+        elif kind == "vamp-on":
+            self.vamp = (await self._send("vamp", {"on": True}))["show"]["vamp"]
+            assert self.vamp is not None
+            bar = self.form.section_start_bar(self.vamp)
+            self.calls.append(CallRecord(kind, server_now, bar, self.vamp, True))
+        elif self.vamp is not None:  # vamp-off: the song goes on to the next section
+            await self._send("vamp", {"on": False})
+            following = self.vamp + 1
+            bar = self.form.section_start_bar(following)
+            self.calls.append(CallRecord(kind, server_now, bar, following, True))
+            self.vamp = None
+        self.next_at = time.monotonic() + self.every_s
+
+    def resolve(self) -> None:
+        """Find each call's instant and the first version that carries it, in the leader's
+        snapshots; for a jump or an end, its ``atServerTime`` as the show last gave it."""
+        for index, call in enumerate(self.calls):
+            if call.version is not None or call.failed is not None:
+                continue
+            start = self.scanned.get(index, 0)
+            for snap in self.snapshots[start:]:
+                if snap["serverTime"] < call.sent_ms:
+                    continue
+                coming = (snap.get("show") or {}).get("call")
+                if coming and coming.get("bar") == call.show_bar and coming.get("atServerTime"):
+                    call.at_server = coming["atServerTime"]
+                found = switch_in(Timeline.from_wire(snap["segments"]), call)
+                if found is not None:
+                    call.instant, call.version = found, snap["version"]
+                    break
+            self.scanned[index] = len(self.snapshots)
+            if call.instant is not None and call.at_server is not None:
+                if abs(call.instant - call.at_server) > 1e-3:
+                    call.failed = f"timeline switches at {call.instant}, show: {call.at_server}"
+            elif call.instant is not None and call.show_bar is not None:
+                call.failed = "no atServerTime in the show"
+            if call.instant is None and self.server_now() - call.sent_ms > RESOLVE_TIMEOUT_MS:
+                call.failed = "the leader's timeline never switched to the call's bar"
+
+
 # -- followers -------------------------------------------------------------------------------
 
 
@@ -143,6 +359,7 @@ class PyFollower(Follower):
         self.errors_tightest: list[float] = []
         self.pending: set[float] = set()
         self.snapshots: list[tuple[float, list[float]]] = []  # (local arrival, starts)
+        self.received: list[tuple[float, int, list[dict[str, Any]]]] = []  # (local, version, segs)
         self.sio = socketio.AsyncClient(reconnection=False)
         self.sio.on("clock_sync", self._on_clock_sync)
         self.sio.on("snapshot", self._on_snapshot)
@@ -165,8 +382,10 @@ class PyFollower(Follower):
             self.recent.append(sample)
 
     async def _on_snapshot(self, data: dict[str, Any]) -> None:
-        starts = [s["startServerTime"] for s in data.get("segments", [])]
-        self.snapshots.append((self.local(), starts))
+        local = self.local()
+        segments = data.get("segments", [])
+        self.snapshots.append((local, [s["startServerTime"] for s in segments]))
+        self.received.append((local, data.get("version", -1), segments))
 
     async def _on_heartbeat(self, data: dict[str, Any]) -> None:
         await self.sio.emit("heartbeat_response", {"timestamp": data.get("timestamp")})
@@ -215,6 +434,29 @@ class PyFollower(Follower):
                 return self.true_of_local(local)
         return None
 
+    def call_seen(self, call: CallRecord) -> tuple[float | None, dict[str, Any]]:
+        """When the call reached this follower (true ms: the first snapshot from the call's
+        version on with its segment) and what its own timeline reads at the instant."""
+        assert call.instant is not None and call.version is not None
+        for local, version, segments in self.received:
+            if version < call.version:
+                continue
+            if not any(s["startServerTime"] == call.instant for s in segments):
+                continue
+            timeline = Timeline.from_wire(segments)
+            at = call.instant + 1.0
+            return self.true_of_local(local), {
+                "version": version,
+                "bar": bar_at(timeline, at),
+                "playing": timeline.segment_at(at).playing,
+                "barBefore": (  # the bar just before, while the timeline still holds it
+                    bar_at(timeline, call.instant - 1.0)
+                    if timeline.segments[0].start_ms < call.instant
+                    else None
+                ),
+            }
+        return None, {}
+
     async def stop(self) -> None:
         if self.task is not None:
             self.task.cancel()
@@ -233,6 +475,8 @@ class PageFollower(Follower):
         self.page = page
         self.origin: float | None = None  # perf.now() + origin = monotonic ms
         self.calibrations: list[dict[str, float]] = []
+        self.log: dict[int, tuple[float, list[float]]] = {}  # version -> (perf ms, starts)
+        self.checks: dict[int, dict[str, Any]] = {}  # call index -> what the page read
 
     async def calibrate(self, rounds: int = 150) -> None:
         best: tuple[float, float] | None = None
@@ -268,6 +512,50 @@ class PageFollower(Follower):
             if start in entry["starts"]:
                 return self.true_of_perf(entry["receivedPerfMs"])
         return None
+
+    async def watch(self, calls: list[CallRecord]) -> None:
+        """Keep the page's timeline log (it holds 32 entries) and, for each call the page's
+        timeline has caught up with, read its bar and transport at the call's instant."""
+        wanted = [
+            [i, c.instant, c.version]
+            for i, c in enumerate(calls)
+            if c.version is not None and c.instant is not None and i not in self.checks
+        ]
+        result = await self.page.evaluate(
+            """(wanted) => {
+                const version = bandsync.version;
+                const segments = bandsync.segments();
+                const checks = wanted.filter(([, s, v]) => version !== null && version >= v)
+                    .map(([i, s]) => {
+                        const at = s + 1;
+                        let seg = null;
+                        for (const x of segments) { if (x.start <= at) { seg = x; } }
+                        const bb = bandsync.barBeat(at);
+                        return [i, { version, bar: bb ? bb.bar : null,
+                            playing: seg ? seg.playing : null,
+                            barBefore: segments.length && segments[0].start < s
+                                ? bandsync.barBeat(s - 1).bar : null,
+                            hasStart: segments.some((x) => x.start === s) }];
+                    });
+                return { log: bandsync.timelineLog(), checks };
+            }""",
+            wanted,
+        )
+        for entry in result["log"]:
+            self.log.setdefault(entry["version"], (entry["receivedPerfMs"], entry["starts"]))
+        for index, seen in result["checks"]:
+            if seen["hasStart"]:
+                self.checks[index] = seen
+
+    def call_seen(self, index: int, call: CallRecord) -> tuple[float | None, dict[str, Any]]:
+        """As ``PyFollower.call_seen``, from the page's log and its reading in ``watch``."""
+        assert call.instant is not None and call.version is not None
+        seen = self.checks.get(index, {})
+        for version in sorted(self.log):
+            perf, starts = self.log[version]
+            if version >= call.version and call.instant in starts:
+                return self.true_of_perf(perf), seen
+        return None, seen
 
 
 # -- one phase -------------------------------------------------------------------------------
@@ -309,17 +597,31 @@ async def run_phase(
         await p.calibrate()
     followers.extend(pages)
 
-    await leader.call("set_tempo", {"sessionId": session, "tempo": TEMPOS[0]})
-    await leader.call("play", {"sessionId": session})
+    duration: float = args.loopback_s if name == "loopback" else args.wifi_s
+    program: CallProgram | None = None
+    if args.calls:
+        program = CallProgram(
+            leader, session, leader_snapshots, server_offset, duration, args.call_every_s
+        )
+        await program.start()
+    else:
+        await leader.call("set_tempo", {"sessionId": session, "tempo": TEMPOS[0]})
+        await leader.call("play", {"sessionId": session})
 
     spreads: list[tuple[float, float]] = []
     changes: list[float] = []
-    duration = args.loopback_s if name == "loopback" else args.wifi_s
     change_every = duration / (len(TEMPOS))
     start = time.monotonic()
     next_change = start + change_every
     tempo_index = 1
-    while time.monotonic() - start < duration:
+
+    def going() -> bool:
+        elapsed = time.monotonic() - start
+        if program is not None and not program.done():  # let the last call land
+            return elapsed < duration + 15.0
+        return elapsed < duration
+
+    while going():
         round_errors = []
         for f in followers:
             if isinstance(f, PageFollower):
@@ -336,7 +638,11 @@ async def run_phase(
                     max(e for _, e in round_errors) - min(e for _, e in round_errors),
                 )
             )
-        if time.monotonic() >= next_change and tempo_index < len(TEMPOS):
+        if program is not None:
+            await program.step(start)
+            for p in pages:
+                await p.watch(program.calls)
+        elif time.monotonic() >= next_change and tempo_index < len(TEMPOS):
             before = len(leader_snapshots)
             tempo = TEMPOS[tempo_index]
             await leader.call("set_tempo", {"sessionId": session, "tempo": tempo})
@@ -350,6 +656,12 @@ async def run_phase(
             next_change += change_every
         await asyncio.sleep(SAMPLE_EVERY_S)
     await asyncio.sleep(1.0)  # let late changes arrive
+    calls: dict[str, Any] | None = None
+    if program is not None:
+        program.resolve()
+        for p in pages:
+            await p.watch(program.calls)
+        calls = call_figures(program, followers)
 
     for p in pages:
         await p.calibrate()
@@ -369,8 +681,8 @@ async def run_phase(
                 f.late += 1
             f.applied.append(applied - s_change)
 
-    for p in pys:
-        await p.stop()
+    for py in pys:
+        await py.stop()
     for p in pages:
         await p.context.close()
     await leader.disconnect()
@@ -416,7 +728,9 @@ async def run_phase(
     }
     all_abs = [abs(e) for f in followers for _, e in f.errors]
     applied_all = [a for f in followers for a in f.applied]
+    extra = {} if calls is None else {"calls": calls}
     return {
+        **extra,
         "experiment": experiment,
         "followers": per_follower,
         "allAbsErrorMs": percentiles(all_abs),
@@ -442,6 +756,78 @@ async def run_phase(
             "errors": {f.name: [round(e, 4) for _, e in f.errors] for f in followers},
             "spread": [[round((t - spreads[0][0]) / 1000, 3), round(s, 4)] for t, s in spreads],
         },
+    }
+
+
+def call_figures(program: CallProgram, followers: list[Follower]) -> dict[str, Any]:
+    """Per call and follower: the true instant it switches (its estimate of server time
+    reaching the call's instant S, or the call's snapshot arriving, if later) minus S, and
+    whether its own timeline puts the intended bar (and transport) there."""
+    per_call = []
+    spreads: list[float] = []
+    applied_all: list[float] = []
+    on_bar_calls = 0
+    for index, call in enumerate(program.calls):
+        if call.instant is not None and call.failed is None:
+            s_call = call.instant
+            for f in followers:
+                if isinstance(f, PageFollower):
+                    arrival, seen = f.call_seen(index, call)
+                else:
+                    assert isinstance(f, PyFollower)
+                    arrival, seen = f.call_seen(call)
+                error = f.error_near(s_call)
+                call.seen[f.name] = seen
+                call.on_bar[f.name] = (
+                    seen.get("bar") == call.bar and seen.get("playing") == call.playing
+                )
+                if arrival is None or error is None:
+                    call.late.append(f.name)
+                    continue
+                if arrival > s_call - error:
+                    call.late.append(f.name)
+                call.applied[f.name] = max(s_call - error, arrival) - s_call
+        applied = list(call.applied.values())
+        spread = max(applied) - min(applied) if len(applied) == len(followers) else None
+        all_on_bar = (
+            call.failed is None and len(call.on_bar) == len(followers) and all(call.on_bar.values())
+        )
+        on_bar_calls += all_on_bar
+        if spread is not None:
+            spreads.append(spread)
+        applied_all.extend(applied)
+        per_call.append(
+            {
+                "kind": call.kind,
+                "bar": call.bar,
+                "section": call.section,
+                "sectionName": program.form.sections[call.section].name,
+                "landsOnBar": call.show_bar,
+                "instant": call.instant,
+                "atServerTime": call.at_server,
+                "leadMs": None if call.instant is None else round(call.instant - call.sent_ms, 1),
+                "version": call.version,
+                "failed": call.failed,
+                "spreadMs": None if spread is None else round(spread, 3),
+                "appliedMs": {k: round(v, 3) for k, v in call.applied.items()},
+                "late": call.late,
+                "onIntendedBar": all_on_bar,
+                "onBar": call.on_bar,
+                "seen": call.seen,
+            }
+        )
+
+    def summary(values: list[float]) -> dict[str, float | int]:
+        p = percentiles(values)
+        return {k: p[k] for k in ("n", "p50", "p95", "max") if k in p}
+
+    return {
+        "calls": per_call,
+        "n": len(per_call),
+        "onIntendedBar": on_bar_calls,
+        "spreadMs": summary(spreads),
+        "absAppliedMs": summary([abs(a) for a in applied_all]),
+        "late": sum(len(c.late) for c in program.calls),
     }
 
 
@@ -565,6 +951,24 @@ def report(phase: str, data: dict[str, Any]) -> None:
     spread = data["tempoChangeSpreadMs"]
     print(f"tempo changes: {data['tempoChanges']}, spread per change (ms): {spread}")
     print("experiment:", json.dumps(data["experiment"]))
+    if "calls" in data:
+        calls = data["calls"]
+        print(f"{'call':13} {'bar':>4} {'section':10} {'lead':>7} {'spread':>7}  switch - S (ms)")
+        for c in calls["calls"]:
+            applied = ", ".join(f"{a:+.2f}" for a in c["appliedMs"].values())
+            spread = "-" if c["spreadMs"] is None else f"{c['spreadMs']:.3f}"
+            lead = "-" if c["leadMs"] is None else f"{c['leadMs']:.0f}"
+            print(
+                f"{c['kind']:13} {c['bar']:>4} {c['sectionName']:10} {lead:>7} {spread:>7}  "
+                f"[{applied}] late={len(c['late'])} on-bar={c['onIntendedBar']}"
+                + (f" FAILED: {c['failed']}" if c["failed"] else "")
+            )
+        print(
+            f"calls: {calls['n']}, on the intended bar on every follower: "
+            f"{calls['onIntendedBar']}/{calls['n']}, late (follower x call): {calls['late']}"
+        )
+        print(f"call spread across followers (ms): {calls['spreadMs']}")
+        print(f"|switch - S| per follower and call (ms): {calls['absAppliedMs']}")
     if "emulator" in data:
         print("emulator up:", data["emulator"]["up"])
         print("emulator down:", data["emulator"]["down"])
@@ -580,6 +984,12 @@ def cli() -> None:
     parser.add_argument("--p99", type=float, default=250.0, help="emulator jitter p99 (ms)")
     parser.add_argument("--stall-rate", type=float, default=0.0, help="emulator stalls per s")
     parser.add_argument("--lead-ms", type=float, default=200.0, help="server's change lead")
+    parser.add_argument(
+        "--calls",
+        action="store_true",
+        help="play a song with sections and make jump, vamp and end calls (no tempo changes)",
+    )
+    parser.add_argument("--call-every-s", type=float, default=4.0, help="time between calls")
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sync_bench.json")
     parser.add_argument("--plot", type=Path, default=None, help="write the PNG plot here")

@@ -61,6 +61,10 @@ class LinkStats:
     uncertainty_ms: float | None = None
     offset_ms: float | None = None
     last_seen: float = 0.0
+    #: The member's output latency (ms, its click sent that much early) and which output
+    #: ("speaker", "wired", "bluetooth"), from its sync reports; the console shows them.
+    output_delay_ms: float | None = None
+    output: str | None = None
 
     def add_rtt(self, rtt_ms: float) -> None:
         if rtt_ms >= 0:

@@ -66,6 +66,38 @@ def finite(value: Any, field: str) -> float:
     return _number(value, field, ErrorCode.INVALID_PAYLOAD)
 
 
+#: The output latency a phone takes back (its click sent that much early): Bluetooth adds
+#: 150-300 ms, a little negative room is for a tap that lands early by habit. The follower
+#: page's settings.js has the same limits.
+OUTPUT_DELAY_MIN_MS: Final = -50.0
+OUTPUT_DELAY_MAX_MS: Final = 400.0
+#: The outputs a player tells apart on the page (no browser can tell them itself).
+OUTPUTS: Final = ("speaker", "wired", "bluetooth")
+Output = Literal["speaker", "wired", "bluetooth"]
+
+
+def output_delay(value: Any) -> float:
+    """A phone's output latency in ms, within OUTPUT_DELAY_MIN_MS..OUTPUT_DELAY_MAX_MS."""
+    delay = _number(value, "outputDelayMs", ErrorCode.INVALID_PAYLOAD)
+    if not OUTPUT_DELAY_MIN_MS <= delay <= OUTPUT_DELAY_MAX_MS:
+        raise ValidationError(
+            f"outputDelayMs must be {OUTPUT_DELAY_MIN_MS:g} to {OUTPUT_DELAY_MAX_MS:g} ms",
+            ErrorCode.INVALID_PAYLOAD,
+        )
+    return delay
+
+
+def output(value: Any) -> Output:
+    """Which output a phone plays through: one of OUTPUTS."""
+    if value == "speaker":
+        return "speaker"
+    if value == "wired":
+        return "wired"
+    if value == "bluetooth":
+        return "bluetooth"
+    raise ValidationError(f"output must be one of {', '.join(OUTPUTS)}", ErrorCode.INVALID_PAYLOAD)
+
+
 def _identifier(value: Any, field: str, code: ErrorCode) -> str:
     if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         raise ValidationError(

@@ -78,6 +78,10 @@ class MemberRow:
     uncertainty_ms: float | None
     seen_ago_s: float | None
     status: str
+    #: The member's output latency (ms, its click sent that much early) and which output it
+    #: plays through ("speaker", "wired", "bluetooth"), as its page reports them.
+    output_delay_ms: float | None = None
+    output: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +380,8 @@ class Bridge(QObject):
                     uncertainty_ms=uncertainty,
                     seen_ago_s=seen,
                     status=classify(rtt, uncertainty, (seen or 0.0) * 1000.0) if link else "poor",
+                    output_delay_ms=link.output_delay_ms if link else None,
+                    output=link.output if link else None,
                 )
             )
         return rows

@@ -1,4 +1,5 @@
-"""The live member table: name, role, device, RTT, clock uncertainty, last seen, health."""
+"""The live member table: health, name (the leader starred), audio output and its latency,
+device, RTT and clock uncertainty, last seen."""
 
 from __future__ import annotations
 
@@ -19,28 +20,40 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.health import THRESHOLDS_TEXT
+from ..core.validation import OUTPUT_DELAY_MAX_MS, OUTPUT_DELAY_MIN_MS, OUTPUTS
 from . import theme
 from .bridge import Bridge, MemberRow
 from .plaintext import plain_label, plain_tooltip
 
-COLUMNS = ("Health", "Name", "Role", "Device", "Link", "Seen")
+COLUMNS = ("Health", "Name", "Output", "Device", "Link", "Seen")
 NAME_COLUMN = 1
+OUTPUT_COLUMN = 2
 # The widest text each column shows (the header's own counts too): a column is that wide and
 # never changes, whatever the rows say. The name takes the rest (at least NAME_SAMPLE); a
-# longer name or device is elided (its tooltip has it whole).
+# longer name or device is elided (its tooltip has it whole). Every column has to fit a
+# 1366 px laptop beside the tempo and join columns: the leader is a star before the name
+# (no column of "follower"s), and the output is a short cell ("BT +220") whose tooltip says
+# it in words.
 WIDEST = (
     ("● good", "● fair", "● poor", "● —"),
     (),
-    ("★ leader", "follower"),
+    ("Spkr +400", "Wired +400", "Wired −50", "BT +400"),
     ("Android · Chrome", "iPhone · Safari"),
     ("999 ms ±99", "9.9 ms ±0.9"),
     ("now", "59 s", "59 min", "99 h"),
 )
 NAME_SAMPLE = "Ana (drums)"
+LEADER_MARK = "★ "
 CELL_PADDING_PX = 14  # the header's padding (theme: 6 px each side) and the grid line
 HEALTH_TIP = "Link health\n" + THRESHOLDS_TEXT
 HEADER_TIPS = {
     0: HEALTH_TIP,
+    1: "The member's name; ★: the member who leads",
+    2: (
+        "The member's audio output (Spkr: the phone's speaker, Wired, BT: Bluetooth) and"
+        " its latency in ms, as set on the phone by hand or by tapping along: its click is"
+        f" sent that much early ({OUTPUT_DELAY_MIN_MS:+g} to {OUTPUT_DELAY_MAX_MS:+g} ms)"
+    ),
     3: "The member's device and browser (from its user agent)",
     4: (
         "Round-trip time to the server (median of the recent samples) ± the uncertainty"
@@ -48,6 +61,10 @@ HEADER_TIPS = {
     ),
     5: "How long ago the server last heard from the member",
 }
+#: How the Output column names each output the page reports (core.validation.OUTPUTS),
+#: short in the cell and whole in its tooltip.
+OUTPUT_NAMES = dict(zip(OUTPUTS, ("Spkr", "Wired", "BT"), strict=True))
+OUTPUT_WORDS = dict(zip(OUTPUTS, ("the phone's speaker", "wired", "Bluetooth"), strict=True))
 ModelIndex = QModelIndex | QPersistentModelIndex
 NOBODY = "nobody yet — phones join with the URL or QR code"
 
@@ -90,6 +107,35 @@ def _link(rtt_ms: float | None, uncertainty_ms: float | None) -> str:
         return _ms(rtt_ms)
     spread = f"{uncertainty_ms:.0f}" if uncertainty_ms >= 1 else f"{uncertainty_ms:.1f}"
     return f"{_ms(rtt_ms)} ±{spread}"
+
+
+def _signed_ms(delay_ms: float) -> str:
+    rounded = round(delay_ms)
+    return f"{'+' if rounded > 0 else '−' if rounded < 0 else ''}{abs(rounded)}"
+
+
+def _output(output: str | None, delay_ms: float | None) -> str:
+    """ "BT +220": the output and its latency in ms (a page that reports none: "—")."""
+    if delay_ms is None:
+        return "—"
+    name = OUTPUT_NAMES.get(output or "")
+    latency = _signed_ms(delay_ms)
+    return f"{name} {latency}" if name else latency
+
+
+def _output_tip(output: str | None, delay_ms: float | None) -> str | None:
+    """The Output cell in words: "Bluetooth, latency +220 ms (its click is sent 220 ms early)"."""
+    if delay_ms is None:
+        return None
+    words = OUTPUT_WORDS.get(output or "", "output not said")
+    rounded = round(delay_ms)
+    if rounded > 0:
+        effect = f"its click is sent {rounded} ms early"
+    elif rounded < 0:
+        effect = f"its click is sent {-rounded} ms late"
+    else:
+        effect = "its click is sent on the beat"
+    return f"{words[0].upper()}{words[1:]}, latency {_signed_ms(delay_ms)} ms ({effect})"
 
 
 def _ago(seconds: float | None) -> str:
@@ -148,8 +194,8 @@ class MembersModel(QAbstractTableModel):
             # The view's stock delegate draws these as plain text: names and agents as sent.
             return (
                 f"● {'—' if row.status == 'unknown' else row.status}",
-                row.name,
-                "★ leader" if row.role == "leader" else "follower",
+                f"{LEADER_MARK}{row.name}" if row.role == "leader" else row.name,
+                _output(row.output, row.output_delay_ms),
                 short_device(row.device),
                 _link(row.rtt_ms, row.uncertainty_ms),
                 _ago(row.seen_ago_s),
@@ -157,13 +203,18 @@ class MembersModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole:
             if column == 0:
                 return theme.health_colour(row.status)
-            if column == 2 and row.role == "leader":
+            if column == NAME_COLUMN and row.role == "leader":
                 return theme.health_colour("fair")
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == 0:
                 return HEALTH_TIP
-            if column == 1:
-                return plain_tooltip(row.name)  # the whole name where the column elides it
+            if column == NAME_COLUMN:
+                # the whole name where the column elides it
+                leads = " (leads the band)" if row.role == "leader" else ""
+                return plain_tooltip(row.name + leads)
+            if column == OUTPUT_COLUMN:
+                tip = _output_tip(row.output, row.output_delay_ms)
+                return None if tip is None else plain_tooltip(tip)
             if column == 3:
                 # The user agent is whatever the phone sent: a tooltip would render it as
                 # rich text (an <img src=file:...> in it is loaded), so it is escaped.
@@ -189,6 +240,9 @@ class MembersPanel(QGroupBox):
         rows.hide()
         rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.setAlternatingRowColors(False)
+        # One line a cell, elided at its end: wrapped, a long name showed its first word only
+        # (the leader's, "★ …", none of it).
+        self.table.setWordWrap(False)
         # Fixed column widths: "resize to contents" would read every cell of every row on
         # each refresh (200 members: thousands of data() calls, a visible stall). They are
         # measured once from the widest text a column shows, so nothing is cut short and no

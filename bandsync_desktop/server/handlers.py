@@ -260,6 +260,14 @@ def register(sio: socketio.AsyncServer, service: SessionService) -> None:
             raw = payload.get(field)
             if raw is not None:
                 values[field] = validation.finite(raw, field)
+        # all of the report is checked before any of it is kept
+        raw_delay = payload.get("outputDelayMs")
+        delay = None if raw_delay is None else validation.output_delay(raw_delay)
+        raw_output = payload.get("output")
+        output = None if raw_output is None else validation.output(raw_output)
+        if delay is not None:
+            connection.link.output_delay_ms = delay
+            connection.link.output = output
         if "rttMs" in values:
             connection.link.add_rtt(values["rttMs"])
         if "uncertaintyMs" in values:

@@ -5,7 +5,7 @@
  */
 
 import {
-  rescheduleClicks, SCHEDULE_EVERY_MS, scheduleClicks, setClick, setNudge,
+  initComforts, rescheduleClicks, SCHEDULE_EVERY_MS, scheduleClicks, setClick, setNudge,
 } from './audio.js';
 import {
   burst, BURST_GAP_MS, PERIODIC_EVERY_MS, PERIODIC_GAP_MS, PERIODIC_SAMPLES, REPORT_EVERY_MS,
@@ -62,6 +62,7 @@ function init() {
     }
   });
   el.leave.addEventListener('click', requestLeave);
+  initComforts(); // the settings sheet, the calibration; the chosen output's latency
   setNudge(state.nudgeMs);
   // The click needs a user gesture to start audio: it stays off until the toggle is pressed.
   state.clickEnabled = false;

@@ -1,11 +1,19 @@
 /*
- * Audio: the click, scheduled on the audio clock from the timeline, and the timing nudge.
+ * Audio: the click, scheduled on the audio clock from the timeline; its sound, volume, accent
+ * and subdivisions; vibration on the beat; the output latency (the nudge) and the tap-along
+ * calibration that measures it (the math in calibrate.js).
  */
 
-import { offsetNow } from './clock.js';
-import { el, setText } from './dom.js';
-import { clampNudge, save, STORE } from './settings.js';
+import { offsetNow, reportSync } from './clock.js';
+import { $, el, setText } from './dom.js';
+import {
+  bindSheet, clampNudge, clampVolume, closeSheet, flagSheet, formatDelay, loadComforts,
+  NUDGE_MAX, NUDGE_MIN, OUTPUTS, save, saveComfort, sheetOpen, showComforts, showSheetNote,
+  SOUNDS, STORE, SUBDIVISIONS,
+} from './settings.js';
 import { state } from './state.js';
+
+const calibrate = window.BandSyncCalibrate;
 
 export const LOOKAHEAD_MS = 120;
 
@@ -23,6 +31,10 @@ export function ensureAudio() {
   }
   state.audio = new Ctx({ latencyHint: 'interactive' });
   state.audio.addEventListener('statechange', showClickState);
+  // Every sound goes through one gain: the player's volume.
+  master = state.audio.createGain();
+  master.gain.value = volumeGain(comforts.volume);
+  master.connect(state.audio.destination);
   return state.audio;
 }
 
@@ -228,23 +240,101 @@ function settled(readings, perfNow) {
       AUDIO_MAP_TOLERANCE_S;
 }
 
-export function playClick(ctx, when, accent) {
-  const osc = ctx.createOscillator();
-  const gain = ctx.createGain();
-  osc.frequency.value = accent ? 1760 : 1175;
-  gain.gain.setValueAtTime(0, when);
-  gain.gain.linearRampToValueAtTime(accent ? 0.9 : 0.6, when + 0.001);
-  gain.gain.exponentialRampToValueAtTime(0.001, when + 0.04);
-  osc.connect(gain).connect(ctx.destination);
-  osc.start(when);
-  osc.stop(when + 0.05);
-  return osc;
+// -- what the player chose (settings.js keeps it; the sheet shows it) ----------------------
+
+/** The sheet's choices, loaded once: {sound, volume, accent, subdivision, vibrate, output,
+ * outputDelays}. The latency in force (state.nudgeMs) is outputDelays[output]. */
+const comforts = loadComforts();
+
+/** The one gain every sound goes through (the player's volume), made with the context. */
+let master = null;
+
+/** Volume (0-100 %) to gain: squared, so the slider's middle sounds like half as loud. */
+export function volumeGain(volume) {
+  return (clampVolume(volume) / 100) ** 2;
 }
 
-export function cancelClicks() {
-  const ctx = state.audio;
-  const now = ctx ? ctx.currentTime : 0;
-  for (const item of state.scheduled) {
+// Each sound's three voices: the accented downbeat, any other beat, a subdivision. Peaks are
+// before the volume; decays in seconds. The beep is the page's original click.
+export const VOICES = Object.freeze({
+  beep: {
+    accent: { freq: 1760, peak: 0.9, decay: 0.04 },
+    beat: { freq: 1175, peak: 0.6, decay: 0.04 },
+    sub: { freq: 880, peak: 0.35, decay: 0.025 },
+  },
+  // a woodblock: a bright, fast-dying tone that drops in pitch as it dies
+  wood: {
+    accent: { freq: 1500, peak: 0.9, decay: 0.03 },
+    beat: { freq: 1100, peak: 0.6, decay: 0.022 },
+    sub: { freq: 900, peak: 0.35, decay: 0.015 },
+  },
+  // a hi-hat: a burst of noise above a high-pass, longer (more open) on the downbeat
+  hat: {
+    accent: { cutoff: 6000, peak: 0.9, decay: 0.09 },
+    beat: { cutoff: 7500, peak: 0.6, decay: 0.045 },
+    sub: { cutoff: 9000, peak: 0.35, decay: 0.025 },
+  },
+});
+
+const noiseBuffers = new WeakMap();
+
+function noiseBuffer(ctx) {
+  let buffer = noiseBuffers.get(ctx);
+  if (!buffer) {
+    buffer = ctx.createBuffer(1, Math.ceil(ctx.sampleRate * 0.2), ctx.sampleRate);
+    const data = buffer.getChannelData(0);
+    // the same noise every time (xorshift32): each hi-hat click sounds alike
+    let seed = 0x9e3779b9;
+    for (let i = 0; i < data.length; i += 1) {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      data[i] = (seed >>> 0) / 0x80000000 - 1;
+    }
+    noiseBuffers.set(ctx, buffer);
+  }
+  return buffer;
+}
+
+/**
+ * One click at audio time `when` into `destination` (the volume's gain, or any node: the
+ * tests render into an OfflineAudioContext). `voice`: {sound, accent, sub}.
+ * Returns {node, peak}: the source node (stopped to cancel the click) and its peak gain.
+ */
+export function playClick(ctx, destination, when, voice) {
+  const sound = SOUNDS[voice.sound] ? voice.sound : 'beep';
+  const shape = VOICES[sound][voice.sub ? 'sub' : voice.accent ? 'accent' : 'beat'];
+  const gain = ctx.createGain();
+  gain.gain.setValueAtTime(0, when);
+  gain.gain.linearRampToValueAtTime(shape.peak, when + 0.001);
+  gain.gain.exponentialRampToValueAtTime(0.001, when + shape.decay);
+  let source;
+  if (sound === 'hat') {
+    source = ctx.createBufferSource();
+    source.buffer = noiseBuffer(ctx);
+    const filter = ctx.createBiquadFilter();
+    filter.type = 'highpass';
+    filter.frequency.value = shape.cutoff;
+    source.connect(filter).connect(gain);
+  } else {
+    source = ctx.createOscillator();
+    if (sound === 'wood') {
+      source.type = 'triangle';
+      source.frequency.setValueAtTime(shape.freq, when);
+      source.frequency.exponentialRampToValueAtTime(shape.freq * 0.7, when + shape.decay);
+    } else {
+      source.frequency.value = shape.freq;
+    }
+    source.connect(gain);
+  }
+  gain.connect(destination);
+  source.start(when);
+  source.stop(when + shape.decay + 0.01);
+  return { node: source, peak: shape.peak };
+}
+
+function stopFuture(items, now) {
+  for (const item of items) {
     if (item.audioTime > now) {
       try {
         item.node.stop();
@@ -255,8 +345,20 @@ export function cancelClicks() {
       item.entry.cancelled = true;
     }
   }
+}
+
+export function cancelClicks() {
+  const ctx = state.audio;
+  const now = ctx ? ctx.currentTime : 0;
+  stopFuture(state.scheduled, now);
   state.scheduled = [];
   state.scheduledUntil = -Infinity;
+  cancelVibrations();
+  if (calibration) {
+    stopFuture(calibration.scheduled, now);
+    calibration.scheduled = [];
+    calibration.scheduledUntil = -Infinity; // the ones not yet heard are placed again
+  }
 }
 
 export function rescheduleClicks() {
@@ -264,7 +366,60 @@ export function rescheduleClicks() {
   scheduleClicks();
 }
 
+// The slowest tempo (core/validation.py TEMPO_MIN, 20 BPM): a beat is at most this long, so
+// looking this far either side of a window finds the beats a subdivision lies between.
+const LONGEST_BEAT_MS = 60000 / 20;
+
+/** Server time of `fraction` of the way from `beat` to `next` (its successor). */
+function subdivisionTime(timeline, beat, next, fraction) {
+  const target = beat.beat + fraction;
+  let t = beat.time + (next.time - beat.time) * fraction;
+  // one Newton step on the timeline's own beat(t): exact on a tempo ramp too
+  t += (target - timeline.beatAt(t)) * 60000 / timeline.tempoAt(t);
+  if (!(t > beat.time && t < next.time) || !timeline.isPlayingAt(t) ||
+      Math.abs(timeline.beatAt(t) - target) > 1e-3) {
+    return null; // a seek or a pause between the two beats: this beat has no subdivisions
+  }
+  return t;
+}
+
+/**
+ * The clicks whose grid instants fall in [lo, hi): the timeline's beats and, `perBeat` > 1,
+ * the subdivisions of each beat that has a successor (so nothing is placed after a pause).
+ */
+export function clickEvents(timeline, lo, hi, perBeat) {
+  if (perBeat <= 1) {
+    return timeline.beatsBetween(lo, hi).map((beat) => ({ ...beat, sub: 0 }));
+  }
+  const beats = timeline.beatsBetween(lo - LONGEST_BEAT_MS, hi + LONGEST_BEAT_MS);
+  const out = [];
+  for (let i = 0; i < beats.length; i += 1) {
+    const beat = beats[i];
+    if (beat.time >= lo && beat.time < hi) {
+      out.push({ ...beat, sub: 0 });
+    }
+    const next = beats[i + 1];
+    if (!next || next.beat !== beat.beat + 1 || next.time <= lo || beat.time >= hi) {
+      continue;
+    }
+    for (let j = 1; j < perBeat; j += 1) {
+      const time = subdivisionTime(timeline, beat, next, j / perBeat);
+      if (time !== null && time >= lo && time < hi) {
+        out.push({
+          time, beat: beat.beat, inBar: beat.inBar, downbeat: false, countIn: beat.countIn,
+          tempo: beat.tempo, sub: j,
+        });
+      }
+    }
+  }
+  return out.sort((a, b) => a.time - b.time);
+}
+
 export function scheduleClicks() {
+  if (calibration) {
+    scheduleCalibration(); // the band's click rests while the player taps along
+    return;
+  }
   const ctx = state.audio;
   if (state.clickEnabled && ctx && ctx.state !== 'running') {
     if (performance.now() - lastResume >= AUDIO_RESUME_EVERY_MS) {
@@ -274,8 +429,11 @@ export function scheduleClicks() {
   }
   const timeline = state.timeline;
   const offset = offsetNow();
-  if (!state.clickEnabled || !ctx || !timeline || offset === null ||
-      (!state.joined && !state.offline)) {
+  if (!timeline || offset === null || (!state.joined && !state.offline)) {
+    return;
+  }
+  scheduleVibrations(timeline, offset);
+  if (!state.clickEnabled || !ctx) {
     return;
   }
   const audioMap = readAudioMap(ctx);
@@ -284,32 +442,45 @@ export function scheduleClicks() {
   }
   const perfNow = performance.now();
   const now = perfNow + offset;
-  const from = Math.max(now, state.scheduledUntil, state.lockAt ?? -Infinity);
+  // The window is of play times: a click is sent `nudge` ms before its beat (the output lags
+  // by that much), so the beats looked at are the window moved `nudge` later.
+  const nudge = state.nudgeMs;
+  const from = Math.max(now, state.scheduledUntil, (state.lockAt ?? -Infinity) - nudge);
   const to = now + LOOKAHEAD_MS;
   if (from >= to) {
     return;
   }
   const currentAudio = ctx.currentTime;
   state.scheduled = state.scheduled.filter((item) => item.audioTime > currentAudio - 0.1);
-  for (const beat of timeline.beatsBetween(from, to)) {
-    const playServerTime = beat.time + state.nudgeMs;
+  const perBeat = SUBDIVISIONS[comforts.subdivision] || 1;
+  for (const event of clickEvents(timeline, from + nudge, to + nudge, perBeat)) {
+    const playServerTime = event.time - nudge;
     const audioTime = (playServerTime - offset) / 1000 + audioMap;
+    const accent = comforts.accent && event.downbeat && event.sub === 0;
     const entry = {
-      beat: beat.beat,
-      inBar: beat.inBar,
-      beatServerTime: beat.time,
+      beat: event.beat,
+      inBar: event.inBar,
+      kind: event.sub ? 'sub' : 'beat',
+      sub: event.sub,
+      beatServerTime: event.time,
       playServerTime,
       audioTime,
-      accent: beat.downbeat,
-      countIn: beat.countIn,
-      nudgeMs: state.nudgeMs,
+      downbeat: event.downbeat && event.sub === 0,
+      accent,
+      countIn: event.countIn,
+      nudgeMs: nudge,
+      sound: comforts.sound,
+      peak: null,
+      volume: comforts.volume,
       cancelled: false,
       late: audioTime < currentAudio,
       audioClock: clock.source,
       audioMap,
     };
     if (!entry.late) {
-      const node = playClick(ctx, audioTime, beat.downbeat);
+      const voice = { sound: comforts.sound, accent, sub: event.sub > 0 };
+      const { node, peak } = playClick(ctx, master, audioTime, voice);
+      entry.peak = peak;
       state.scheduled.push({ audioTime, node, entry });
     }
     state.clickLog.push(entry);
@@ -336,10 +507,454 @@ export function setClick(enabled) {
   showClickState();
 }
 
+// -- the latency (the nudge) and the console's view of it ------------------------------------
+
+// A change reaches the console this soon (the next periodic report is up to 5 s away); a
+// run of taps on − / + sends one report.
+export const REPORT_AFTER_CHANGE_MS = 400;
+
+let reportTimer = null;
+
+function reportSoon() {
+  window.clearTimeout(reportTimer);
+  reportTimer = window.setTimeout(reportSync, REPORT_AFTER_CHANGE_MS);
+}
+
+/** The output latency in force (ms, positive: the click is sent that much early), kept for
+ * the output the player chose. A change is reported soon; the same value (the page's start)
+ * is not: the first report waits for the join's clock-sync burst. */
 export function setNudge(value) {
+  const previous = state.nudgeMs;
   state.nudgeMs = clampNudge(value);
-  save(STORE.nudge, state.nudgeMs);
-  const sign = state.nudgeMs > 0 ? '+' : '';
-  setText(el.nudgeValue, sign + state.nudgeMs + ' ms');
+  comforts.outputDelays[comforts.output] = state.nudgeMs;
+  saveComfort('outputDelays', comforts.outputDelays);
+  setText(el.nudgeValue, formatDelay(state.nudgeMs));
+  el.nudgeDown.disabled = state.nudgeMs <= NUDGE_MIN;
+  el.nudgeUp.disabled = state.nudgeMs >= NUDGE_MAX;
+  refreshSheet();
   rescheduleClicks();
+  if (state.nudgeMs !== previous) {
+    reportSoon();
+  }
+}
+
+/** What sync_report carries of the output: its latency and which output it is. */
+export function outputReport() {
+  return { outputDelayMs: state.nudgeMs, output: comforts.output };
+}
+
+// -- the sheet's choices ---------------------------------------------------------------------
+
+export function vibrationSupported() {
+  return typeof navigator.vibrate === 'function';
+}
+
+let outputChanged = false;
+
+const outputShown = { footer: $('nudge-label'), calibration: $('cal-output') };
+
+function refreshSheet() {
+  showComforts(comforts, vibrationSupported());
+  // which output the latency in force is for: beside − / + and over the calibration
+  setText(outputShown.footer, OUTPUTS[comforts.output] + ' latency');
+  setText(outputShown.calibration, OUTPUTS[comforts.output]);
+  const notes = [];
+  if (outputChanged) {
+    notes.push('An audio output came or went: pick the one you hear and check its latency.');
+  }
+  if (!vibrationSupported()) {
+    notes.push('This browser cannot vibrate (no browser on an iPhone or iPad can).');
+  }
+  showSheetNote(notes.join(' '));
+}
+
+function choose(key, value) {
+  comforts[key] = value;
+  saveComfort(key, value);
+  refreshSheet();
+  rescheduleClicks();
+}
+
+export function setSound(sound) {
+  if (SOUNDS[sound]) {
+    choose('sound', sound);
+  }
+}
+
+export function setVolume(volume) {
+  comforts.volume = clampVolume(volume);
+  saveComfort('volume', comforts.volume);
+  if (master) {
+    master.gain.value = volumeGain(comforts.volume); // clicks already placed follow at once
+  }
+  refreshSheet();
+}
+
+export function setSubdivision(subdivision) {
+  if (SUBDIVISIONS[subdivision]) {
+    choose('subdivision', subdivision);
+  }
+}
+
+export function setAccent(accent) {
+  choose('accent', Boolean(accent));
+}
+
+export function setVibrate(vibrate) {
+  choose('vibrate', Boolean(vibrate) && vibrationSupported());
+}
+
+/** The output the player hears: its own latency comes back with it. */
+export function setOutput(output) {
+  if (!OUTPUTS[output]) {
+    return;
+  }
+  outputChanged = false;
+  const changed = output !== comforts.output;
+  comforts.output = output;
+  saveComfort('output', output);
+  setNudge(comforts.outputDelays[output]);
+  if (changed) {
+    reportSoon(); // the console shows the output too, whether or not the latency moved
+  }
+}
+
+// -- vibration on the beat ------------------------------------------------------------------
+
+// A pulse on each beat, longer on an accented downbeat. Vibration is the phone's own motor,
+// not the audio output, so it is on the beat itself: the latency does not move it.
+export const VIBRATE_BEAT_MS = 30;
+
+export const VIBRATE_ACCENT_MS = 60;
+
+const pendingVibrations = new Map();
+
+const vibrations = [];
+
+let vibratedUntil = -Infinity;
+
+function cancelVibrations() {
+  for (const [timer, entry] of pendingVibrations) {
+    window.clearTimeout(timer);
+    entry.cancelled = true;
+  }
+  pendingVibrations.clear();
+  vibratedUntil = -Infinity;
+}
+
+/** Timers for the beats of the next LOOKAHEAD_MS, each set from the timeline's instant (a
+ * timer only says when to call the motor; nothing is counted from it). */
+function scheduleVibrations(timeline, offset) {
+  if (!comforts.vibrate || !vibrationSupported()) {
+    return;
+  }
+  const perfNow = performance.now();
+  const now = perfNow + offset;
+  const from = Math.max(now, vibratedUntil, state.lockAt ?? -Infinity);
+  const to = now + LOOKAHEAD_MS;
+  if (from >= to) {
+    return;
+  }
+  for (const beat of timeline.beatsBetween(from, to)) {
+    const accent = comforts.accent && beat.downbeat;
+    const entry = {
+      beat: beat.beat,
+      beatServerTime: beat.time,
+      dueLocal: beat.time - offset,
+      calledAt: null,
+      pulseMs: accent ? VIBRATE_ACCENT_MS : VIBRATE_BEAT_MS,
+      accent,
+      cancelled: false,
+    };
+    const timer = window.setTimeout(() => {
+      pendingVibrations.delete(timer);
+      entry.calledAt = performance.now();
+      navigator.vibrate(entry.pulseMs);
+    }, Math.max(0, entry.dueLocal - perfNow));
+    pendingVibrations.set(timer, entry);
+    vibrations.push(entry);
+    if (vibrations.length > CLICK_LOG) {
+      vibrations.shift();
+    }
+  }
+  vibratedUntil = to;
+}
+
+// -- tap-along calibration ------------------------------------------------------------------
+
+// The page's own grid: slow enough that a lag of up to the nudge's +400 ms cannot be taken
+// for an early tap on the next beat (calibrate.js), a bar to listen, then three to tap.
+export const CALIBRATION_BPM = 100;
+
+export const CALIBRATION_LISTEN_BEATS = 4;
+
+export const CALIBRATION_TAP_BEATS = 12;
+
+// The grid starts this long after the audio clock is ready (a click cannot be placed sooner
+// than the scheduler's look-ahead), and the run ends this long after its last beat (a tap
+// lagging by up to a beat's length still counts).
+export const CALIBRATION_LEAD_MS = 300;
+
+const cal = {
+  root: $('calibrate'),
+  tap: $('cal-tap'),
+  status: $('cal-status'),
+  result: $('cal-result'),
+  accept: $('cal-accept'),
+  again: $('cal-again'),
+  cancel: $('cal-cancel'),
+};
+
+/** The run under way (null when the panel is closed). */
+let calibration = null;
+
+function calibrationText(result) {
+  const output = OUTPUTS[comforts.output];
+  switch (result.reason) {
+    case null:
+      return 'Your taps came ' + formatDelay(result.offsetMs) + ' after the click (spread ' +
+        result.spreadMs + ' ms, ' + result.taps + ' taps). Accept sets the ' + output +
+        ' latency to ' + formatDelay(result.offsetMs) + '.';
+    case 'few':
+      return 'Only ' + result.taps + ' of ' + CALIBRATION_TAP_BEATS + ' clicks were tapped: ' +
+        'at least ' + calibrate.MIN_TAPS + ' are needed. Try again, tapping on every click.';
+    case 'spread':
+      return 'Your taps spread over ' + result.spreadMs + ' ms (at most ' +
+        calibrate.MAX_SPREAD_MS + ' ms for a setting to trust). Try again, tapping with the ' +
+        'click as steadily as you can.';
+    default:
+      return 'Your taps came ' + formatDelay(result.offsetMs) + ' after the click: more than ' +
+        'the latency can take back (' + formatDelay(NUDGE_MIN) + ' to ' +
+        formatDelay(NUDGE_MAX) + '). Check the output and try again.';
+  }
+}
+
+export function startCalibration() {
+  closeSheet();
+  const ctx = ensureAudio();
+  if (ctx && ctx.state !== 'running') {
+    resumeAudio(ctx); // within the gesture that pressed Calibrate
+  }
+  cancelClicks();
+  calibration = {
+    phase: 'waiting',
+    beatMs: 60000 / CALIBRATION_BPM,
+    beats: [],
+    tapBeats: [],
+    taps: [],
+    scheduled: [],
+    placed: [],
+    scheduledUntil: -Infinity,
+    result: null,
+    startedAt: performance.now(),
+  };
+  cal.root.hidden = false;
+  cal.result.hidden = true;
+  cal.accept.hidden = true;
+  cal.again.hidden = true;
+  cal.tap.disabled = false;
+  setText(cal.status, 'Get ready…');
+  cal.tap.focus();
+}
+
+function closeCalibration() {
+  if (!calibration) {
+    return;
+  }
+  const ctx = state.audio;
+  stopFuture(calibration.scheduled, ctx ? ctx.currentTime : 0);
+  calibration = null;
+  cal.root.hidden = true;
+  rescheduleClicks(); // the band's click again
+  el.clickToggle.focus();
+}
+
+function acceptCalibration() {
+  const result = calibration && calibration.result;
+  if (result && result.ok) {
+    closeCalibration();
+    setNudge(result.offsetMs);
+  }
+}
+
+function scheduleCalibration() {
+  const run = calibration;
+  const ctx = state.audio;
+  if (run.phase === 'done' || !ctx) {
+    return;
+  }
+  if (ctx.state !== 'running') {
+    if (performance.now() - lastResume >= AUDIO_RESUME_EVERY_MS) {
+      resumeAudio(ctx);
+    }
+    if (performance.now() - run.startedAt > AUDIO_START_MS) {
+      setText(cal.status, 'No sound: the browser has not started audio. Check the output.');
+    }
+    return;
+  }
+  const audioMap = readAudioMap(ctx);
+  if (audioMap === null) {
+    return;
+  }
+  const perfNow = performance.now();
+  if (run.phase === 'waiting') {
+    run.beats = calibrate.grid(perfNow + CALIBRATION_LEAD_MS, run.beatMs,
+      CALIBRATION_LISTEN_BEATS + CALIBRATION_TAP_BEATS);
+    run.tapBeats = run.beats.slice(CALIBRATION_LISTEN_BEATS);
+    run.phase = 'listening';
+    setText(cal.status, 'Listen…');
+  }
+  const from = Math.max(perfNow, run.scheduledUntil);
+  const to = perfNow + LOOKAHEAD_MS;
+  const currentAudio = ctx.currentTime;
+  run.beats.forEach((local, index) => {
+    if (local >= from && local < to) {
+      // the latency is left out: the taps measure all of it
+      const audioTime = local / 1000 + audioMap;
+      const voice = { sound: comforts.sound, accent: index % 4 === 0, sub: false };
+      const { node } = playClick(ctx, master, audioTime, voice);
+      const entry = { local, audioTime, audioMap, cancelled: false };
+      run.scheduled.push({ audioTime, node, entry });
+      run.placed.push(entry);
+    }
+  });
+  run.scheduled = run.scheduled.filter((item) => item.audioTime > currentAudio - 0.1);
+  run.scheduledUntil = to;
+  if (run.phase === 'listening' && perfNow >= run.tapBeats[0] - run.beatMs / 2) {
+    run.phase = 'tapping';
+    setText(cal.status, 'Tap with the click');
+  }
+  if (perfNow > run.beats[run.beats.length - 1] + run.beatMs) {
+    finishCalibration(run);
+  }
+}
+
+function finishCalibration(run) {
+  run.phase = 'done';
+  run.result = calibrate.assess(run.taps, run.tapBeats, run.beatMs);
+  cal.tap.disabled = true;
+  setText(cal.status, run.result.ok ? 'Done' : 'Not steady enough');
+  setText(cal.result, calibrationText(run.result));
+  cal.result.dataset.ok = String(run.result.ok);
+  cal.result.hidden = false;
+  cal.accept.hidden = !run.result.ok;
+  cal.again.hidden = false;
+  (run.result.ok ? cal.accept : cal.again).focus();
+}
+
+/** A tap's instant on the local clock: the event's own stamp (taken when the finger landed,
+ * before the page got to it), unless the engine's stamp is not in performance.now()'s base. */
+function tapTime(event) {
+  const now = performance.now();
+  const stamp = event.timeStamp;
+  return Number.isFinite(stamp) && stamp > 0 && stamp <= now + 1 && now - stamp < 1000
+    ? stamp : now;
+}
+
+function recordTap(event) {
+  const run = calibration;
+  if (!run || (run.phase !== 'listening' && run.phase !== 'tapping')) {
+    return;
+  }
+  run.taps.push(tapTime(event));
+  if (run.phase === 'tapping') {
+    setText(cal.status, 'Tap with the click · ' + run.taps.length);
+  }
+}
+
+export function calibrationInfo() {
+  const run = calibration;
+  if (!run) {
+    return null;
+  }
+  return {
+    phase: run.phase,
+    beatMs: run.beatMs,
+    beats: [...run.beats],
+    tapBeats: [...run.tapBeats],
+    taps: [...run.taps],
+    placed: run.placed.map((entry) => ({ ...entry })),
+    result: run.result && { ...run.result, differences: [...run.result.differences] },
+    message: cal.result.hidden ? null : cal.result.textContent,
+  };
+}
+
+// -- wiring ---------------------------------------------------------------------------------
+
+/** The hook's view of the comforts (docs/follower-page.md). */
+export function comfortsInfo() {
+  return {
+    sound: comforts.sound,
+    volume: comforts.volume,
+    accent: comforts.accent,
+    subdivision: comforts.subdivision,
+    vibrate: comforts.vibrate,
+    vibrationSupported: vibrationSupported(),
+    output: comforts.output,
+    outputDelays: { ...comforts.outputDelays },
+    outputGain: master ? master.gain.value : null,
+    sheetOpen: sheetOpen(),
+    calibrating: calibration !== null,
+  };
+}
+
+export function vibrationLog() {
+  return vibrations.map((entry) => ({ ...entry }));
+}
+
+/** Wires the settings sheet and the calibration; the latency in force is the chosen output's. */
+export function initComforts() {
+  state.nudgeMs = comforts.outputDelays[comforts.output];
+  if (!vibrationSupported()) {
+    comforts.vibrate = false;
+  }
+  bindSheet({
+    sound: setSound,
+    volume: setVolume,
+    subdivision: setSubdivision,
+    accent: setAccent,
+    vibrate: setVibrate,
+    output: setOutput,
+    calibrate: startCalibration,
+  });
+  // pointerdown, not click: a click fires when the finger lifts, tens of ms after the tap
+  cal.tap.addEventListener('pointerdown', (event) => {
+    event.preventDefault();
+    recordTap(event);
+  });
+  document.addEventListener('keydown', (event) => {
+    if (!calibration) {
+      return;
+    }
+    if (event.key === 'Escape') {
+      event.preventDefault();
+      closeCalibration();
+    } else if (event.key !== 'Tab' && calibration.phase !== 'done') {
+      event.preventDefault(); // any key taps (and does not press a focused button)
+      if (!event.repeat) {
+        recordTap(event);
+      }
+    }
+  }, true);
+  cal.accept.addEventListener('click', acceptCalibration);
+  cal.again.addEventListener('click', startCalibration);
+  cal.cancel.addEventListener('click', closeCalibration);
+  // Secure contexts only (https, localhost): an output plugged in or out. No engine says which
+  // output plays (AudioContext.sinkId stays '' for the default, whatever it is), so the page
+  // asks the player to pick it.
+  const devices = navigator.mediaDevices;
+  if (devices && typeof devices.addEventListener === 'function') {
+    devices.addEventListener('devicechange', () => {
+      outputChanged = true;
+      flagSheet();
+      refreshSheet();
+    });
+  }
+  refreshSheet();
+}
+
+/** Closes the sheet and any calibration (the page goes back to the join form). */
+export function closeComforts() {
+  closeSheet();
+  closeCalibration();
 }

@@ -2,6 +2,7 @@
  * Clock sync: the clock_sync exchanges, their schedule and the sync reports to the console.
  */
 
+import { outputReport } from './audio.js';
 import { core, state } from './state.js';
 import { updateConnection } from './view.js';
 
@@ -88,5 +89,6 @@ export function reportSync() {
     rttMs: state.estimator.rtt(local),
     offsetMs: offset,
     uncertaintyMs: state.estimator.uncertainty(local),
+    ...outputReport(), // outputDelayMs, output: the console shows e.g. "BT +220 ms"
   });
 }

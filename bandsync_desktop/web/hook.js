@@ -2,7 +2,9 @@
  * The read-only test hook window.bandsync (docs/follower-page.md).
  */
 
+import { calibrationInfo, comfortsInfo, vibrationLog } from './audio.js';
 import { offsetNow, serverNow } from './clock.js';
+import { formInfo } from './form.js';
 import { state } from './state.js';
 
 export function exposeHook() {
@@ -34,6 +36,8 @@ export function exposeHook() {
     lockAt: () => state.lockAt,
     nudgeMs: () => state.nudgeMs,
     clickEnabled: () => state.clickEnabled,
+    comforts: () => comfortsInfo(),
+    calibration: () => calibrationInfo(),
     audioState: () => (state.audio ? state.audio.state : null),
     lastError: () => (state.lastError ? { ...state.lastError } : null),
     lastSnapshot: () => state.lastSnapshotInfo,
@@ -55,8 +59,10 @@ export function exposeHook() {
     const when = at(t);
     return state.timeline && when !== null ? state.timeline.barBeatAt(when) : null;
   };
+  hook.form = () => formInfo();
   hook.segments = () => (state.timeline ? state.timeline.segments.map((s) => ({ ...s })) : []);
   hook.clickTimes = () => state.clickLog.map((entry) => ({ ...entry }));
+  hook.vibrations = () => vibrationLog();
   hook.timelineLog = () => state.timelineLog.map((entry) => ({ ...entry, starts: [...entry.starts] }));
   Object.freeze(hook);
   Object.defineProperty(window, 'bandsync', { value: hook, writable: false, configurable: false });

@@ -3,10 +3,11 @@
  * draws beat, bar:beat, count-in, state and chart from the timeline.
  */
 
-import { rescheduleClicks } from './audio.js';
+import { closeComforts, rescheduleClicks } from './audio.js';
 import { renderChart } from './chart.js';
 import { serverNow } from './clock.js';
 import { renderCue } from './cue.js';
+import { renderForm } from './form.js';
 import { el, setText } from './dom.js';
 import { currentTempo, setLeading } from './lead.js';
 import { core, state } from './state.js';
@@ -29,6 +30,7 @@ export function showAlone(alone) {
 }
 
 export function showJoinForm(errorText) {
+  closeComforts(); // no settings sheet or calibration over the join form
   document.body.classList.add('joining');
   state.alone = false;
   el.alone.hidden = true;
@@ -139,6 +141,8 @@ export function frame() {
   }
   // the stage cue, on its bar (drawn before any early return: it holds while joining)
   renderCue(state.joined || state.offline ? state.snapshot : null, timeline, now);
+  // the song's sections, the call coming and the time left, by the same bar
+  renderForm(state.joined || state.offline ? state.snapshot : null, timeline, now);
   // Offline, the page keeps the last timeline's time (the band plays on); it says so.
   if (!timeline || now === null || (!state.joined && !state.offline)) {
     el.flash.style.opacity = '0';

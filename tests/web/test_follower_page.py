@@ -174,26 +174,28 @@ async def test_nudge_shifts_the_click_schedule(browser, server):
             await page.page.click("#nudge-up")
         assert await page.js("bandsync.nudgeMs") == 20
         assert await page.text("#nudge-value") == "+20 ms"
-        assert await page.js("localStorage.getItem('bandsync.nudgeMs')") == "20"
+        # the latency of the output in use (the speaker), kept per device; positive = earlier
+        stored = await page.js("JSON.parse(localStorage.getItem('bandsync.outputDelays'))")
+        assert stored == {"speaker": 20, "wired": 0, "bluetooth": 0}
         await page.wait("bandsync.clickTimes().filter(c => c.nudgeMs === 20).length >= 3")
         after = [c for c in await page.js("bandsync.clickTimes()") if c["nudgeMs"] == 20]
         for click in after:
-            assert click["playServerTime"] - click["beatServerTime"] == pytest.approx(20)
-        # same beat before and after the nudge: its audio time moved by 20 ms
+            assert click["playServerTime"] - click["beatServerTime"] == pytest.approx(-20)
+        # same beat before and after the nudge: its audio time moved 20 ms earlier
         by_beat = {c["beat"]: c for c in before if c["nudgeMs"] == 0}
         both = [(by_beat[c["beat"]], c) for c in after if c["beat"] in by_beat]
         if both:
             old, new = both[0]
-            assert new["audioTime"] - old["audioTime"] == pytest.approx(0.020, abs=0.002)
-        # and relative to the beat grid every nudged click sits 20 ms later than an unnudged one
+            assert new["audioTime"] - old["audioTime"] == pytest.approx(-0.020, abs=0.002)
+        # and relative to the beat grid every nudged click sits 20 ms earlier than an unnudged one
         first_old, first_new = live[0], after[0]
-        expected_gap = (first_new["beatServerTime"] - first_old["beatServerTime"] + 20) / 1000
+        expected_gap = (first_new["beatServerTime"] - first_old["beatServerTime"] - 20) / 1000
         assert first_new["audioTime"] - first_old["audioTime"] == pytest.approx(
             expected_gap, abs=0.002
         )
-        for _ in range(30):
-            await page.page.click("#nudge-up")
-        assert await page.js("bandsync.nudgeMs") == 100  # clamped at +100 ms
+        for _ in range(80):
+            await page.page.click("#nudge-up", force=True)  # (disabled at the top)
+        assert await page.js("bandsync.nudgeMs") == 400  # clamped at +400 ms
         assert page.errors == []
     finally:
         await leader.close()

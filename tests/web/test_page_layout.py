@@ -115,7 +115,8 @@ GEOMETRY = """new Promise((resolve) => requestAnimationFrame(() => setTimeout(()
     lineCount: lines.length,
     controls: Object.fromEntries(['#click-toggle', '#nudge-down', '#nudge-up', '#leave',
       '#controls', '#chart-box', '#barbeat', '#countin', '#message', '#banner', '#lead',
-      '#lead-play', '#lead-stop', '#lead-tempo', '#lead-slower', '#lead-faster']
+      '#lead-play', '#lead-stop', '#lead-tempo', '#lead-slower', '#lead-faster',
+      '#song-form', '#form-coming']
       .map(s => [s, rect(s)])),
     playState: document.getElementById('play-state').textContent,
   };
@@ -267,6 +268,49 @@ async def test_page_fits_one_screen_in_every_state(browser, server, viewport):
         assert page.errors == [] and late.errors == []
     finally:
         await leader.close()
+
+
+async def test_page_fits_one_screen_with_the_songs_sections(browser, server, viewport):
+    """The section strip (web/form.js) on top of the chart, a call waiting and a vamp on it:
+    still one screen, the strip and the chart on it, in every state."""
+    leader = await leader_of(server.url, "jam")
+    try:
+        page = await open_at(browser, f"{server.url}/s/jam?name=Sax", viewport)
+        # 8 s sections: a jump at the section's end stays a call waiting (with the vamp) for
+        # a while (the server places it, ending the vamp, 2 s before it lands)
+        sections = [{"name": name, "bars": 4, "tempoBpm": 120} for name in FORM_SECTIONS]
+        song = {"title": "Autumn Leaves", "chart": LONG_CHART, "sections": sections}
+        await command(leader, "set_song", song={**song, "countInBars": 1})
+        await command(leader, "update_message", message=MESSAGE)
+        await page.wait("document.querySelectorAll('.chart-line').length > 10")
+        await page.wait("!document.getElementById('message').hidden")
+        await page.wait("!document.getElementById('song-form').hidden")
+        waiting = await geometry(page)
+        assert_fits_one_screen(waiting, "sections, waiting")
+        assert_on_screen(waiting, "#song-form", "#message", "#chart-box", "#barbeat")
+        assert waiting["chartBox"]["height"] >= 3 * 1.5 * 16, waiting["chartBox"]
+        await command(leader, "play")
+        await page.wait("bandsync.countingIn", timeout=3)
+        assert_fits_one_screen(await geometry(page), "sections, count-in")
+        await page.wait("bandsync.isPlaying && !bandsync.countingIn", timeout=5)
+        await command(leader, "vamp", on=True)
+        await command(leader, "jump", section="Outro", at="section")
+        await page.wait("bandsync.form().coming !== null && bandsync.form().vamp !== null")
+        calling = await geometry(page)
+        assert_fits_one_screen(calling, "sections, a call and a vamp")
+        assert_on_screen(calling, "#song-form", "#form-coming", "#chart-box", "#barbeat")
+        await snap(page, viewport, "sections")
+        await command(leader, "pause")
+        await page.wait("!bandsync.isPlaying")
+        assert_fits_one_screen(await geometry(page), "sections, paused")
+        assert page.errors == [] and page.console_errors == []
+    finally:
+        await leader.close()
+
+
+#: The sections of a song's form, for the strip's layout (names of every length).
+FORM_SECTIONS = ["Intro", "Verse 1", "Pre-Chorus", "Chorus", "Verse 2", "Chorus", "Bridge"]
+FORM_SECTIONS += ["Guitar Solo over the changes", "Last Chorus", "Outro"]
 
 
 # -- screenshots ----------------------------------------------------------------------------
