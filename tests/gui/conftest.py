@@ -36,9 +36,15 @@ def qloop(qapp: Any) -> Iterator[qasync.QEventLoop]:
     """A qasync loop on the Qt event loop pytest-qt already runs."""
     loop = qasync.QEventLoop(qapp, already_running=True)
     asyncio.set_event_loop(loop)
+    # The loop's executor (getaddrinfo, to_thread) runs QThreads: they are stopped here, as
+    # the app's loop.close() stops them, or Qt aborts the process at exit ("QThread:
+    # Destroyed while thread is still running").
+    executor = qasync.QThreadExecutor(2)
+    loop.set_default_executor(executor)
     try:
         yield loop
     finally:
+        executor.shutdown(wait=True)
         leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
         for task in leftovers:
             task.cancel()

@@ -40,6 +40,7 @@ from pytestqt.qtbot import QtBot
 
 from bandsync_desktop.gui.dialogs import fatal_error_box, port_question_box
 from bandsync_desktop.gui.main_window import MainWindow
+from bandsync_desktop.gui.sizing import ElidedLabel
 from bandsync_desktop.gui.plaintext import plain_tooltip
 from bandsync_desktop.gui.setlist import SetList, SetSong, write_set_file
 from bandsync_desktop.gui.setlist_panel import SongDialog
@@ -230,7 +231,14 @@ def shown_texts(root: QWidget) -> Iterator[Shown]:
                 yield Shown(f"{where} {tip_kind}", tip, tooltip_as_shown(tip))
         if widget.statusTip():
             yield Shown(f"{where} status tip", widget.statusTip(), widget.statusTip())
-        if isinstance(widget, QLabel):
+        if isinstance(widget, ElidedLabel):
+            # One line cut to its width: what it draws must be its own text, literally, and
+            # that a prefix of the whole (which its tooltip, walked above, holds).
+            shown = label_as_shown(widget)
+            whole = widget.full_text()
+            literal = shown == widget.text() and whole.startswith(shown.removesuffix("…"))
+            yield Shown(where, whole, whole if literal else shown)
+        elif isinstance(widget, QLabel):
             yield Shown(where, widget.text(), label_as_shown(widget))
         elif isinstance(widget, QAbstractButton):
             yield Shown(where, widget.text(), widget.text())  # buttons draw plain text
