@@ -376,8 +376,10 @@ def _count_in_value(value: str, line: int) -> int:
 
 
 def _name(text: str) -> str:
-    """A label as a section name: one line of at most ``SECTION_NAME_MAX`` characters."""
-    name = " ".join(text.split())
+    """A label as a section name: one line of at most ``SECTION_NAME_MAX`` characters,
+    without invisible formatting characters (``section_name`` refuses them)."""
+    visible = "".join(char for char in text if unicodedata.category(char) != "Cf")
+    name = " ".join(visible.split())
     if len(name) > SECTION_NAME_MAX:
         name = name[: SECTION_NAME_MAX - 1].rstrip() + "…"
     return name

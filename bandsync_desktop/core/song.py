@@ -56,15 +56,29 @@ def _whole(value: Any, field_name: str, code: ErrorCode) -> int:
 
 
 def section_name(value: Any) -> str:
-    """A section's name: trimmed, 1-40 characters, no control characters.
+    """A section's name: trimmed, 1-40 characters, one line of visible text.
+
+    Control characters are refused, and so are invisible formatting characters (Unicode
+    ``Cf``: text-direction overrides, zero-width spaces): a name is shown on every phone's
+    strip and in the console, and must read there as it was written.
 
     Raises:
         ValidationError: ``INVALID_SONG`` when it is not such a string.
     """
     if not isinstance(value, str):
         raise ValidationError("name must be a string", ErrorCode.INVALID_SONG)
-    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
+    if len(value) > 10 * SECTION_NAME_MAX:  # refused before a huge one is read char by char
+        raise ValidationError(
+            f"name must be at most {SECTION_NAME_MAX} characters", ErrorCode.INVALID_SONG
+        )
+    categories = {unicodedata.category(char) for char in value}
+    if categories & {"Cc", "Cs", "Zl", "Zp"}:
         raise ValidationError("name must not contain control characters", ErrorCode.INVALID_SONG)
+    if "Cf" in categories:
+        raise ValidationError(
+            "name must not contain invisible formatting or text-direction characters",
+            ErrorCode.INVALID_SONG,
+        )
     name = value.strip()
     if not name:
         raise ValidationError("name must not be empty", ErrorCode.INVALID_SONG)

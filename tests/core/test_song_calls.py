@@ -280,3 +280,14 @@ def test_a_call_or_a_tempo_change_just_before_a_boundary_lands_where_asked() -> 
     assert bars(heard)[4:6] == [3, 4]
     # the verse has its own tempo (120): the leader's change held until its downbeat
     assert [tempo for _, _, tempo in heard[4:6]] == [120, 120]
+
+
+def test_a_section_name_that_would_read_otherwise_is_refused() -> None:
+    s = band()
+    before = s.to_dict()
+    for name in ("Verse\u202e", "Ch\u200borus", "Bridge\u2028", "Out\x00ro", "x" * 1_000):
+        song = {"title": "T", "sections": [{"name": name, "bars": 2, "tempoBpm": 120}]}
+        with pytest.raises(BandSyncError) as raised:
+            do(s, "set_song", {"song": song}, T0 + 5)
+        assert raised.value.code == ErrorCode.INVALID_SONG
+        assert s.to_dict() == before
