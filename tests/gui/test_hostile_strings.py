@@ -40,10 +40,10 @@ from pytestqt.qtbot import QtBot
 
 from bandsync_desktop.gui.dialogs import fatal_error_box, port_question_box
 from bandsync_desktop.gui.main_window import MainWindow
-from bandsync_desktop.gui.sizing import ElidedLabel
 from bandsync_desktop.gui.plaintext import plain_tooltip
 from bandsync_desktop.gui.setlist import SetList, SetSong, write_set_file
 from bandsync_desktop.gui.setlist_panel import SongDialog
+from bandsync_desktop.gui.sizing import ElidedLabel
 
 from ..helpers.clients import Recorder
 from .conftest import Run
