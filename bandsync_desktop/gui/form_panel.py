@@ -27,6 +27,7 @@ from ..core.conductor import CallAt, song_bar_at
 from ..core.session import Session
 from ..core.song import SongMap
 from .bridge import Bridge
+from .cue_panel import bars_text
 from .sizing import ElidedLabel
 
 JUMP_KEY: Final = Qt.Key.Key_J
@@ -37,10 +38,6 @@ REFRESH_MS: Final = 100
 #: The row fits the transport's column: its buttons a little tighter than the transport's.
 CALL_STYLE: Final = "padding: 6px 8px;"
 MENU_CALL_STYLE: Final = "padding: 6px 22px 6px 8px;"
-
-
-def bars_text(bars: int) -> str:
-    return "1 bar" if bars == 1 else f"{bars} bars"
 
 
 def form_status(session: Session, now_ms: float) -> str:
