@@ -9,6 +9,8 @@ from bandsync_desktop.core.errors import BandSyncError, ErrorCode, NotLeader
 from bandsync_desktop.core.session import CONSOLE, Rules, Session, Song, member_id
 from bandsync_desktop.core.song import Section, SongMap
 
+from .bands import joined
+
 RULES = Rules()
 T0 = 1_000_000.0
 
@@ -50,16 +52,7 @@ FORM = Song("F", "", SongMap([Section("Verse", 4, 120.0), Section("Chorus", 4, 1
 def band() -> Session:
     s = Session.create("gig", T0)
     for cid in ("a", "b"):
-        s.join(
-            T0,
-            f"sock-{cid}",
-            client_id=cid,
-            display_name=cid,
-            role=None,
-            key=None,
-            device=None,
-            rules=RULES,
-        )
+        joined(s, T0, cid, cid, RULES)
     s.song = FORM
     s.set_role(T0, "a", "leader", None)
     return s

@@ -26,6 +26,8 @@ from bandsync_desktop.core.session import (
     cue_phase,
 )
 
+from .bands import console_band
+
 T0 = 1_700_000_000_000.0  # epoch milliseconds, as the server clock reads
 RULES = Rules(lead_ms=200.0)
 BAR_MS = 2000.0  # 120 BPM in 4/4
@@ -33,18 +35,7 @@ BAR_MS = 2000.0  # 120 BPM in 4/4
 
 def band(tempo: float = 120.0) -> Session:
     """The console's band session with one follower, ``b``, at ``tempo`` in 4/4."""
-    s = Session.create("band", T0, console_hosted=True, tempo_bpm=tempo)
-    s.join(
-        T0,
-        "sock-b",
-        client_id="b",
-        display_name="B",
-        role=None,
-        key=None,
-        device=None,
-        rules=RULES,
-    )
-    return s
+    return console_band(T0, RULES, tempo)
 
 
 def playing(tempo: float = 120.0) -> tuple[Session, float]:

@@ -15,6 +15,8 @@ from bandsync_desktop.core.conductor import STEP_S, song_bar_at
 from bandsync_desktop.core.errors import BandSyncError, ErrorCode, NotLeader
 from bandsync_desktop.core.session import CONSOLE, Rules, Session
 
+from .bands import console_band
+
 T0 = 1_700_000_000_000.0
 RULES = Rules(lead_ms=200.0)
 STEP_MS = STEP_S * 1000.0
@@ -27,18 +29,7 @@ SECTIONS = [
 
 
 def band() -> Session:
-    s = Session.create("band", T0, console_hosted=True, tempo_bpm=90.0)
-    s.join(
-        T0,
-        "sock-b",
-        client_id="b",
-        display_name="Ben",
-        role=None,
-        key=None,
-        device=None,
-        rules=RULES,
-    )
-    return s
+    return console_band(T0, RULES, 90.0, "Ben")
 
 
 def do(s: Session, name: str, payload: dict, now: float, actor: str = CONSOLE) -> list:
