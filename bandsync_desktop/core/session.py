@@ -415,6 +415,13 @@ class Session:
     def _pause_now(self, now_ms: float) -> list[Notice]:
         if not self.timeline.latest.playing:
             return []
+        if self.form is not None:
+            # At once, not after what the conductor placed ahead (up to 2 s of the song's
+            # form): that is taken back, and a call it had placed waits again for the resume.
+            self.timeline = self.timeline.until(now_ms)
+            show = self.show
+            if show.placed is not None and show.placed_at is not None and show.placed_at > now_ms:
+                self.show = replace(show, call=show.call or show.placed, placed=None, placed_at=None)
         at = self.timeline.effective_time(now_ms, "now")
         self.timeline = self.timeline.paused(at)
         return [("pause", self._transport_payload(now_ms, at))]

@@ -282,3 +282,36 @@ def test_a_section_name_that_would_read_otherwise_is_refused() -> None:
             do(s, "set_song", {"song": song}, T0 + 5)
         assert raised.value.code == ErrorCode.INVALID_SONG
         assert s.to_dict() == before
+
+
+def test_a_pause_or_a_stop_with_the_form_playing_lands_at_once() -> None:
+    """Not after what the conductor placed ahead: Pause 1.1 s before a section boundary
+    placed 2 s ahead stopped the band on that boundary (found by reading the pause's instant).
+    A call it had placed waits again, and the resume places it anew."""
+    for command in ("pause", "stop"):
+        s = with_song()
+        do(s, "play", {}, T0 + 10)
+        start = T0 + 210
+        conduct_until(s, T0 + 10, start + 2_000)  # in bar 2: the verse's downbeat (4 s) placed
+        assert any(seg.start_ms == pytest.approx(start + 4_000) for seg in s.timeline.segments)
+        if command == "pause":
+            do(s, "jump", {"section": "Bridge", "at": "bar"}, start + 2_100)  # bar 3's downbeat
+            assert s.show.placed is not None  # within the horizon: on the timeline already
+        notices = do(s, command, {}, start + 2_900)
+        paused = next(p for e, p in notices if e == "pause")
+        assert paused["effectiveAt"] == start + 2_900, command
+        assert not s.timeline.is_playing_at(start + 2_901)
+        assert all(seg.start_ms <= start + 2_900 for seg in s.timeline.segments), command
+    # (the last one was a stop: its calls are gone; the pause's jump waits for the resume)
+    s = with_song()
+    do(s, "play", {}, T0 + 10)
+    start = T0 + 210
+    conduct_until(s, T0 + 10, start + 2_000)
+    do(s, "jump", {"section": "Bridge", "at": "bar"}, start + 2_100)
+    do(s, "pause", {}, start + 2_900)
+    assert s.show.call is not None and s.show.call.section == 2 and s.show.placed is None
+    assert s.snapshot(start + 3_000)["show"]["call"]["sectionName"] == "Bridge"
+    do(s, "play", {"countInBars": 0}, start + 10_000)
+    heard: list = []
+    conduct_until(s, start + 10_000, start + 16_000, heard)
+    assert bars(heard)[:2] == [2, 7]  # bar 2 again from where it paused, then the bridge
