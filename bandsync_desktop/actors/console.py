@@ -18,6 +18,8 @@ from ..core.chordpro import DEFAULT_METER, DEFAULT_TEMPO, parse_chordpro
 from ..core.conductor import CallAt
 from ..core.errors import ValidationError
 from ..core.session import CONSOLE, Session, member_id
+from ..core.song import SongMap
+from ..core.stageset import StageSet, StageSong
 from ..core.timeline import Boundary
 from ..server.peers import ActorHost
 
@@ -48,6 +50,20 @@ def chart_sections(spec: SongSpec) -> list[dict[str, Any]] | None:
         return None
     sections: list[dict[str, Any]] = song.song_map.to_dict()["sections"]
     return sections
+
+
+def stage_song(spec: SongSpec, *, timed: bool) -> StageSong:
+    """``spec`` as the phones list it in the set; with ``timed`` (the server plays the
+    chart's form, so the song ends after its bars) its length at its sections' tempos."""
+    sections = chart_sections(spec) if timed else None
+    length = SongMap.from_dict({"sections": sections}).length_ms if sections else None
+    return StageSong(
+        title=spec.title,
+        tempo_bpm=spec.tempo_bpm,
+        beats_per_bar=spec.beats_per_bar,
+        beat_unit=(spec.beat_unit or 4) if spec.beats_per_bar else None,
+        length_ms=length,
+    )
 
 
 class ConsoleFacade:
@@ -128,6 +144,11 @@ class ConsoleFacade:
         if spec.count_in_bars is not None:
             song["countInBars"] = spec.count_in_bars
         return await self.submit("set_song", {"song": song})
+
+    async def set_setlist(self, setlist: StageSet | None) -> Session:
+        """Show the set on every phone (``None`` takes it off): its songs, the current one."""
+        wire = None if setlist is None else setlist.to_wire()
+        return await self.submit("set_setlist", {"setlist": wire})
 
     async def cue(self, text: str, in_bars: int = 0, hold_bars: int = 2) -> Session:
         """A stage cue on every phone: on the next bar (plus ``in_bars``), held

@@ -22,6 +22,7 @@ from .conductor import CallAt
 from .errors import ErrorCode, ValidationError
 from .session import Notice, Rules, Session, Song
 from .song import SECTION_NAME_MAX, SongMap
+from .stageset import StageSet
 
 #: A command bound to its arguments: ``action(session, actor, now_ms)``.
 Action = Callable[[Session, str, float], list[Notice]]
@@ -155,6 +156,14 @@ def _vamp(payload: Mapping[str, Any], rules: Rules) -> Action:
     return lambda s, actor, now: s.set_vamp(now, actor, on, rules)
 
 
+def _set_setlist(payload: Mapping[str, Any], rules: Rules) -> Action:
+    if "setlist" not in payload:
+        raise ValidationError("setlist is required (null takes it off)", ErrorCode.INVALID_SETLIST)
+    raw = payload.get("setlist")
+    setlist = None if raw is None else StageSet.from_wire(raw)
+    return lambda s, actor, now: s.set_setlist(now, actor, setlist)
+
+
 def _hand_over(payload: Mapping[str, Any], rules: Rules) -> Action:
     target = payload.get("to")
     if not isinstance(target, str) or not target:
@@ -180,5 +189,6 @@ COMMANDS: Final[Mapping[str, Command]] = {
         Command("jump", _jump, "go to a section of the song, at the next bar or section"),
         Command("vamp", _vamp, "repeat the section playing until released"),
         Command("end", _end, "end the song after this bar or this section"),
+        Command("set_setlist", _set_setlist, "the set on the phones (60 songs), its current one"),
     )
 }

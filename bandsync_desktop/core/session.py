@@ -43,6 +43,7 @@ from .errors import (
     ValidationError,
 )
 from .song import SongMap
+from .stageset import StageSet
 from .timeline import Boundary, Timeline, bar_beat
 from .validation import Role
 
@@ -256,6 +257,7 @@ class Session:
     cue: Cue | None = None
     cue_seq: int = 0  # the last cue's id: every new cue gets the next one
     show: Show = field(default_factory=Show)  # the leader's calls on the song's form
+    setlist: StageSet | None = None  # the set, as the phones list it
 
     # -- construction -------------------------------------------------------------------------
 
@@ -791,6 +793,15 @@ class Session:
         )
         return notices
 
+    def set_setlist(self, now_ms: float, actor: str, setlist: StageSet | None) -> list[Notice]:
+        """Show the set on every phone (or take it off): its songs, the one on the stands.
+        Nothing plays from it; the song on the stands is still ``set_song``'s."""
+        self._require_leader(actor)
+        self.setlist = setlist
+        self._changed(now_ms)
+        wire = setlist.to_wire() if setlist is not None else None
+        return [("setlist", {"sessionId": self.session_id, "setlist": wire})]
+
     # -- stage cues (leader only) -------------------------------------------------------------
 
     def set_cue(
@@ -1024,6 +1035,7 @@ class Session:
             "song": self.song.to_dict() if self.song else None,
             "cue": self.cue.to_wire() if self.cue else None,
             "show": self.show_wire(),
+            "setlist": self.setlist.to_wire() if self.setlist else None,
         }
 
     def copy(self) -> Session:
@@ -1059,6 +1071,7 @@ class Session:
             "cue": self.cue.to_wire() if self.cue else None,
             "cueSeq": self.cue_seq,
             "show": _show_to_dict(self.show),
+            "setlist": self.setlist.to_wire() if self.setlist else None,
         }
 
     @classmethod
@@ -1089,13 +1102,14 @@ class Session:
             cue=Cue.from_wire(data["cue"]) if data.get("cue") else None,
             cue_seq=int(data.get("cueSeq", 0)),
             show=_show_from_dict(data.get("show")),
+            setlist=StageSet.from_wire(data["setlist"]) if data.get("setlist") else None,
         )
 
 
 def carried_over(previous: Session, now_ms: float) -> Session:
     """The band session of a restarted console server: what the band had, stopped at the top.
 
-    Tempo, meter, count-in, song, stage message and the leader key are kept (a phone that
+    Tempo, meter, count-in, song, set, stage message and the leader key are kept (a phone that
     was given the key can still claim the lead with it). The transport is stopped at the top,
     as after any stop. Nobody is connected any more, so every member becomes away, keeping
     their seniority; a phone that led has its seat held exactly as if its connection had
@@ -1133,6 +1147,7 @@ def carried_over(previous: Session, now_ms: float) -> Session:
         message=previous.message,
         count_in_bars=previous.count_in_bars,
         song=previous.song,
+        setlist=previous.setlist,
         version=previous.version + 1,
         last_activity=now_ms,
         cue_seq=previous.cue_seq,  # no cue: its bar was on the stopped server's timeline

@@ -31,6 +31,7 @@ from ..core.conductor import CallAt
 from ..core.errors import BandSyncError
 from ..core.health import classify
 from ..core.session import CONSOLE, CONSOLE_NAME, Session
+from ..core.stageset import StageSet
 from ..core.timeline import Boundary
 from ..core.validation import TEMPO_MAX, TEMPO_MIN
 from ..log import GUI
@@ -447,6 +448,14 @@ class Bridge(QObject):
         """Put a song on the stands; with ``play_form`` its chart's sections too."""
         form = self.play_form
         return self._submit("choose song", lambda c: c.set_song(spec, form=form))
+
+    def show_set(self, setlist: StageSet | None) -> asyncio.Task[Any] | None:
+        """The set on every phone; sent only when it differs from the one they have (and
+        not at all while the server is stopped: the next start shows what the panel has)."""
+        session = self.session
+        if self.console is None or session is None or session.setlist == setlist:
+            return None
+        return self._submit("show the set", lambda c: c.set_setlist(setlist))
 
     def cue(self, text: str, in_bars: int = 0, hold_bars: int = 2) -> asyncio.Task[Any] | None:
         """A stage cue on every phone, on the next bar (plus ``in_bars``)."""

@@ -519,6 +519,7 @@ class MainWindow(QMainWindow):
 
     def _on_play_form(self, on: bool) -> None:
         self.bridge.play_form = on
+        self.setlist_panel.publish_set()  # the lengths of its songs are known or not now
         self.user_settings.update(play_form=on)
 
     def open_gear(self) -> None:

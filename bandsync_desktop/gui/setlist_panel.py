@@ -4,6 +4,7 @@ ChordPro files (several, or a folder) and go out as ChordPro files into a folder
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,8 +30,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..actors.console import stage_song
 from ..core.errors import ValidationError
 from ..core.session import Session, Song
+from ..core.stageset import SET_SONGS_MAX, StageSet
 from ..core.validation import (
     BEATS_PER_BAR_MAX,
     BEATS_PER_BAR_MIN,
@@ -56,6 +59,27 @@ from .transport_panel import count_in_text, tempo_text
 
 DEFAULT_SET = "My set"
 ON_STANDS = "▶ "  # marks the entry whose song the phones have
+
+#: A set's songs as the phones list them, each read once (a timed one parses its chart).
+_stage_song = functools.lru_cache(maxsize=512)(stage_song)
+
+
+def stage_set(setlist: SetList, current: int | None, *, timed: bool) -> StageSet | None:
+    """``setlist`` as every phone sees it, with the song on the stands at ``current``;
+    ``None`` for an empty set. A set longer than the phones take shows the part that starts
+    at the current song (now and next are what the band reads)."""
+    songs = setlist.songs
+    if not songs:
+        return None
+    start = 0
+    if len(songs) > SET_SONGS_MAX:
+        start = min(current or 0, len(songs) - SET_SONGS_MAX)
+    shown = songs[start : start + SET_SONGS_MAX]
+    return StageSet(
+        name=setlist.name,
+        songs=tuple(_stage_song(song.spec(), timed=timed) for song in shown),
+        current=None if current is None else current - start,
+    )
 
 
 def song_text(number: int, song: SetSong, *, on_stands: bool = False) -> str:
@@ -166,6 +190,8 @@ class SetListPanel(QGroupBox):
         self._stands_tempo: float | None = None  # its tempo when last seen
         self._loaded: Song | None = None  # the song this panel last put on the stands
         self._seen = False  # no session shown yet
+        self._published: StageSet | None = None  # the set this panel last showed the phones
+        bridge.server_state_changed.connect(self._on_server_state)
 
         self.set_combo = QComboBox()
         self.set_combo.setToolTip("Saved sets")
@@ -307,6 +333,22 @@ class SetListPanel(QGroupBox):
             font = item.font()
             font.setBold(on_stands)
             item.setFont(font)
+        self.publish_set()
+
+    def publish_set(self) -> None:
+        """Show this set on the phones when it changed here: an edit, another set, another
+        song on the stands, the form played or not (lengths). A set a phone leader sent
+        stays until then."""
+        shown = stage_set(self.setlist, self.stands_row(), timed=self._bridge.play_form)
+        if shown == self._published or self._bridge.console is None:
+            return  # (a stopped server gets the set when it starts)
+        self._published = shown
+        self._bridge.show_set(shown)
+
+    def _on_server_state(self, running: bool) -> None:
+        self._published = None
+        if running:
+            self.publish_set()
 
     def _save(self) -> None:
         try:

@@ -19,6 +19,7 @@ import {
 import { el, setText } from './dom.js';
 import { exposeHook } from './hook.js';
 import { nudgeTempo, sendCommand, sendTempo } from './lead.js';
+import { initSetlist } from './setlist.js';
 import { load, NUDGE_STEP, STORE } from './settings.js';
 import { state } from './state.js';
 import { frame, showJoinForm } from './view.js';
@@ -63,6 +64,7 @@ function init() {
   });
   el.leave.addEventListener('click', requestLeave);
   initComforts(); // the settings sheet, the calibration; the chosen output's latency
+  initSetlist(); // the set line opens the whole set
   setNudge(state.nudgeMs);
   // The click needs a user gesture to start audio: it stays off until the toggle is pressed.
   state.clickEnabled = false;

@@ -274,12 +274,13 @@ export function formInfo() {
 /**
  * Draws the snapshot's form for server time `now` (called every frame). The box records,
  * for tests and diagnostics, the section lit (`data-section`) and the server time of the
- * frame it was lit in (`data-since`) and of the frame before (`data-before`).
+ * frame it was lit in (`data-since`) and of the frame before (`data-before`). Returns the
+ * time left in the song (ms), or null when it has no form (the set's time left adds it).
  */
 export function renderForm(snapshot, timeline, now) {
   const { box, strip, coming, comingText, comingCount, left } = elements();
   if (!box) {
-    return;
+    return null;
   }
   const song = snapshot && snapshot.song && typeof snapshot.song === 'object' ? snapshot.song : null;
   const form = timeline && now !== null && song ? readForm(song.sections) : null;
@@ -291,7 +292,7 @@ export function renderForm(snapshot, timeline, now) {
     built = null; // built again when a form comes back: no chip keeps an old lit state
     info = Object.freeze({ section: null, sectionName: null, coming: null, vamp: null, timeLeftS: null });
     lastNow = now;
-    return;
+    return null;
   }
   const key = JSON.stringify(form.sections.map((s) => s.name));
   if (key !== built) {
@@ -370,4 +371,5 @@ export function renderForm(snapshot, timeline, now) {
     vamp: show.vamp,
     timeLeftS: Math.max(0, Math.ceil(leftMs / 1000 - 1e-6)),
   });
+  return leftMs;
 }

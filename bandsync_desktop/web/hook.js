@@ -5,6 +5,7 @@
 import { calibrationInfo, comfortsInfo, vibrationLog } from './audio.js';
 import { offsetNow, serverNow } from './clock.js';
 import { formInfo } from './form.js';
+import { setlistInfo } from './setlist.js';
 import { state } from './state.js';
 
 export function exposeHook() {
@@ -60,6 +61,7 @@ export function exposeHook() {
     return state.timeline && when !== null ? state.timeline.barBeatAt(when) : null;
   };
   hook.form = () => formInfo();
+  hook.setlist = () => setlistInfo();
   hook.segments = () => (state.timeline ? state.timeline.segments.map((s) => ({ ...s })) : []);
   hook.clickTimes = () => state.clickLog.map((entry) => ({ ...entry }));
   hook.vibrations = () => vibrationLog();

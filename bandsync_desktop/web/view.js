@@ -8,6 +8,7 @@ import { renderChart } from './chart.js';
 import { serverNow } from './clock.js';
 import { renderCue } from './cue.js';
 import { renderForm } from './form.js';
+import { closeSet, renderSetlist } from './setlist.js';
 import { el, setText } from './dom.js';
 import { currentTempo, setLeading } from './lead.js';
 import { core, state } from './state.js';
@@ -31,6 +32,7 @@ export function showAlone(alone) {
 
 export function showJoinForm(errorText) {
   closeComforts(); // no settings sheet or calibration over the join form
+  closeSet();
   document.body.classList.add('joining');
   state.alone = false;
   el.alone.hidden = true;
@@ -142,7 +144,10 @@ export function frame() {
   // the stage cue, on its bar (drawn before any early return: it holds while joining)
   renderCue(state.joined || state.offline ? state.snapshot : null, timeline, now);
   // the song's sections, the call coming and the time left, by the same bar
-  renderForm(state.joined || state.offline ? state.snapshot : null, timeline, now);
+  const shownSnapshot = state.joined || state.offline ? state.snapshot : null;
+  const songLeftMs = renderForm(shownSnapshot, timeline, now);
+  // the set: what comes next, the time left in it
+  renderSetlist(shownSnapshot, songLeftMs);
   // Offline, the page keeps the last timeline's time (the band plays on); it says so.
   if (!timeline || now === null || (!state.joined && !state.offline)) {
     el.flash.style.opacity = '0';

@@ -30,6 +30,7 @@ GOOD = {
     "jump": {"section": "Chorus", "at": "section"},
     "vamp": {"on": True},
     "end": {"at": "bar"},
+    "set_setlist": {"setlist": {"name": "Fri", "songs": [{"title": "A"}], "current": 0}},
 }
 BAD = {
     "set_tempo": ({"tempo": 300}, ErrorCode.INVALID_TEMPO),
@@ -44,6 +45,7 @@ BAD = {
     "jump": ({"section": None}, ErrorCode.INVALID_CALL),
     "vamp": ({"on": "yes"}, ErrorCode.INVALID_CALL),
     "end": ({"at": "later"}, ErrorCode.INVALID_CALL),
+    "set_setlist": ({"setlist": {"songs": []}}, ErrorCode.INVALID_SETLIST),
 }
 #: A song with a form is on the stands (calls need sections), playing for an end.
 FORM = Song("F", "", SongMap([Section("Verse", 4, 120.0), Section("Chorus", 4, 120.0)]))

@@ -30,5 +30,6 @@ SNAPSHOT_FIELDS = frozenset(
         "song",
         "cue",
         "show",
+        "setlist",
     }
 )
