@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -18,6 +20,23 @@ from .helpers.logfail import fail_on_warning_log  # noqa: F401
 from .helpers.redis import redis_server  # noqa: F401  (a real redis-server per test)
 
 ServerFactory = Callable[..., Awaitable[ServerRunner]]
+
+#: Groups that run one test at a time on one worker when the suite runs in parallel
+#: (``scripts/test`` runs two pytest-xdist workers): the gear bridges share the machine's
+#: Link session and MIDI clock timing, the Firefox/WebKit tests one Xvfb and PulseAudio
+#: each, the packaging tests one frozen build.
+SERIAL_GROUPS = {"actors": "gear", "packaging": "packaging", "test_engines.py": "engines"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    root = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(root).parts
+        group = next((SERIAL_GROUPS[p] for p in parts if p in SERIAL_GROUPS), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest_asyncio.fixture
