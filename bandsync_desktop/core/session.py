@@ -423,7 +423,9 @@ class Session:
             self.timeline = self.timeline.until(now_ms)
             show = self.show
             if show.placed is not None and show.placed_at is not None and show.placed_at > now_ms:
-                self.show = replace(show, call=show.call or show.placed, placed=None, placed_at=None)
+                self.show = replace(
+                    show, call=show.call or show.placed, placed=None, placed_at=None
+                )
         at = self.timeline.effective_time(now_ms, "now")
         self.timeline = self.timeline.paused(at)
         return [("pause", self._transport_payload(now_ms, at))]
