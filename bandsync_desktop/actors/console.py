@@ -17,7 +17,7 @@ from typing import Any
 from ..core.chordpro import DEFAULT_METER, DEFAULT_TEMPO, parse_chordpro
 from ..core.conductor import CallAt
 from ..core.errors import ValidationError
-from ..core.session import CONSOLE, Session, member_id
+from ..core.session import CONSOLE, SegueAt, Session, member_id
 from ..core.song import SongMap
 from ..core.stageset import StageSet, StageSong
 from ..core.timeline import Boundary
@@ -50,6 +50,22 @@ def chart_sections(spec: SongSpec) -> list[dict[str, Any]] | None:
         return None
     sections: list[dict[str, Any]] = song.song_map.to_dict()["sections"]
     return sections
+
+
+def song_payload(spec: SongSpec, *, form: bool) -> dict[str, Any]:
+    """``spec`` as ``set_song`` (and ``segue``) take it; with ``form``, its chart's sections."""
+    song: dict[str, Any] = {"title": spec.title, "chart": spec.chart}
+    sections = chart_sections(spec) if form else None
+    if sections is not None:
+        song["sections"] = sections
+    if spec.tempo_bpm is not None:
+        song["tempo"] = spec.tempo_bpm
+    if spec.beats_per_bar is not None:
+        song["beatsPerBar"] = spec.beats_per_bar
+        song["beatUnit"] = spec.beat_unit or 4
+    if spec.count_in_bars is not None:
+        song["countInBars"] = spec.count_in_bars
+    return song
 
 
 def stage_song(spec: SongSpec, *, timed: bool) -> StageSong:
@@ -130,20 +146,17 @@ class ConsoleFacade:
         and with ``form`` the chart's sections (its section markers and bar lines, read as
         ChordPro), which the server then plays: each section's tempo and meter on its bar,
         the leader's calls, the song's end."""
-        if spec is None:
-            return await self.submit("set_song", {"song": None})
-        song: dict[str, Any] = {"title": spec.title, "chart": spec.chart}
-        sections = chart_sections(spec) if form else None
-        if sections is not None:
-            song["sections"] = sections
-        if spec.tempo_bpm is not None:
-            song["tempo"] = spec.tempo_bpm
-        if spec.beats_per_bar is not None:
-            song["beatsPerBar"] = spec.beats_per_bar
-            song["beatUnit"] = spec.beat_unit or 4
-        if spec.count_in_bars is not None:
-            song["countInBars"] = spec.count_in_bars
+        song = None if spec is None else song_payload(spec, form=form)
         return await self.submit("set_song", {"song": song})
+
+    async def segue(
+        self, spec: SongSpec | None, at: SegueAt = "end", *, form: bool = True
+    ) -> Session:
+        """The next song straight on: its count-in starts on the downbeat the song playing
+        stops on (the next bar, the end of this section, or its end); ``None`` takes a
+        segue back. The song as ``set_song`` sends it (with ``form``, its chart's sections)."""
+        song = None if spec is None else song_payload(spec, form=form)
+        return await self.submit("segue", {"song": song, "at": at})
 
     async def set_setlist(self, setlist: StageSet | None) -> Session:
         """Show the set on every phone (``None`` takes it off): its songs, the current one."""

@@ -14,7 +14,7 @@ not in the table: they change who is in the session, not what it plays.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from . import validation
@@ -156,6 +156,18 @@ def _vamp(payload: Mapping[str, Any], rules: Rules) -> Action:
     return lambda s, actor, now: s.set_vamp(now, actor, on, rules)
 
 
+def _segue(payload: Mapping[str, Any], rules: Rules) -> Action:
+    if "song" not in payload:
+        raise ValidationError(
+            "song is required (null takes the segue back)", ErrorCode.INVALID_CALL
+        )
+    song, tempo, meter, count_in = parse_song(payload.get("song"))
+    at = payload.get("at", "end")
+    if at not in ("bar", "section", "end"):
+        raise ValidationError("at must be 'bar', 'section' or 'end'", ErrorCode.INVALID_CALL)
+    return lambda s, actor, now: s.set_segue(now, actor, song, tempo, meter, count_in, at, rules)
+
+
 def _set_setlist(payload: Mapping[str, Any], rules: Rules) -> Action:
     if "setlist" not in payload:
         raise ValidationError("setlist is required (null takes it off)", ErrorCode.INVALID_SETLIST)
@@ -171,8 +183,25 @@ def _hand_over(payload: Mapping[str, Any], rules: Rules) -> Action:
     return lambda s, actor, now: s.hand_over(now, actor, target)
 
 
+def _settled(parse: Parser) -> Parser:
+    """``parse`` whose rule first lets what is due land (``Session.settle``: the next song
+    of a segue whose instant has come goes on the stands), so no command acts on a song the
+    band has already left."""
+
+    def bind(payload: Mapping[str, Any], rules: Rules) -> Action:
+        action = parse(payload, rules)
+
+        def run(session: Session, actor: str, now_ms: float) -> list[Notice]:
+            due = session.settle(now_ms)
+            return due + action(session, actor, now_ms)
+
+        return run
+
+    return bind
+
+
 COMMANDS: Final[Mapping[str, Command]] = {
-    command.name: command
+    command.name: replace(command, parse=_settled(command.parse))
     for command in (
         Command("set_tempo", _set_tempo, "tempo (20-280 BPM), on the next beat by default"),
         Command("set_meter", _set_meter, "beats per bar and beat unit, on the next bar"),
@@ -189,6 +218,7 @@ COMMANDS: Final[Mapping[str, Command]] = {
         Command("jump", _jump, "go to a section of the song, at the next bar or section"),
         Command("vamp", _vamp, "repeat the section playing until released"),
         Command("end", _end, "end the song after this bar or this section"),
+        Command("segue", _segue, "the next song straight on, when this one stops"),
         Command("set_setlist", _set_setlist, "the set on the phones (60 songs), its current one"),
     )
 }

@@ -152,6 +152,52 @@ class Song:
         return cls(str(data["title"]), str(data.get("chart", "")), form)
 
 
+SegueAt = Literal["bar", "section", "end"]
+
+
+@dataclass(frozen=True, slots=True)
+class Segue:
+    """The next song, straight on: its count-in starts on the downbeat the song playing
+    stops on: the next one (``"bar"``), the end of this section (an end call) or the end of
+    the song as it is played (``"end"``, a vamp holds it off). ``at_ms`` is that instant
+    once it is on the timeline, ``bar`` the playing song's bar it is the downbeat of."""
+
+    song: Song
+    tempo_bpm: float | None
+    meter: tuple[int, int] | None
+    count_in_bars: int | None
+    at: SegueAt
+    at_ms: float | None = None
+    bar: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "song": self.song.to_dict(),
+            "tempo": self.tempo_bpm,
+            "meter": list(self.meter) if self.meter else None,
+            "countInBars": self.count_in_bars,
+            "at": self.at,
+            "atMs": self.at_ms,
+            "bar": self.bar,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Segue:
+        meter = data.get("meter")
+        at = data.get("at")
+        if at not in ("bar", "section", "end"):
+            raise ValueError(f"not a segue: {at!r}")
+        return cls(
+            song=Song.from_dict(data["song"]),
+            tempo_bpm=data.get("tempo"),
+            meter=(int(meter[0]), int(meter[1])) if meter else None,
+            count_in_bars=data.get("countInBars"),
+            at=at,
+            at_ms=data.get("atMs"),
+            bar=data.get("bar"),
+        )
+
+
 CuePhase = Literal["pending", "showing", "over"]
 
 
@@ -258,6 +304,7 @@ class Session:
     cue_seq: int = 0  # the last cue's id: every new cue gets the next one
     show: Show = field(default_factory=Show)  # the leader's calls on the song's form
     setlist: StageSet | None = None  # the set, as the phones list it
+    segue: Segue | None = None  # the next song, straight on, when the leader called one
 
     # -- construction -------------------------------------------------------------------------
 
@@ -415,6 +462,10 @@ class Session:
         return leader.display_name if leader else None
 
     def _pause_now(self, now_ms: float) -> list[Notice]:
+        if self.segue is not None:  # a pause, a stop, a new song take a segue back
+            if self.segue.at_ms is not None:
+                self.timeline = self.timeline.before(self.segue.at_ms)
+            self.segue = None
         if not self.timeline.latest.playing:
             return []
         if self.form is not None:
@@ -857,7 +908,16 @@ class Session:
         placed after the change's earliest instant (``now + lead``; no phone plays it yet),
         so the change lands where the leader asked, not after a boundary placed ahead;
         ``_place`` then puts the form back on top of it. A change of the leader's own still
-        pending after that instant goes too: the newer one wins."""
+        pending after that instant goes too: the newer one wins.
+
+        Refused while the next song of a segue is on the timeline (a bar or two before it
+        starts): a pause or a stop takes it back first.
+        """
+        if self.segue is not None and self.segue.at_ms is not None:
+            raise ValidationError(
+                "the next song starts in a moment: pause or stop to take the segue back",
+                ErrorCode.INVALID_CALL,
+            )
         if self.form is not None:
             self.timeline = self.timeline.until(now_ms + rules.lead_ms)
 
@@ -865,34 +925,144 @@ class Session:
         """Put on the timeline what the form and the calls bring within the conductor's
         horizon (``core/conductor.plan``); True when anything changed."""
         form = self.form
-        if form is None:
-            return False
+        segue = self.segue
+        if form is None or (segue is not None and segue.at_ms is not None):
+            return False  # (after a segue's instant the timeline is the next song's)
+        before = self.timeline.latest
         timeline, show = conductor.plan(self.timeline, form, self.show, now_ms)
         if timeline is self.timeline and show == self.show:
             return False
         self.timeline, self.show = timeline, show
+        latest = timeline.latest
+        if segue is not None and not latest.playing and latest.start_ms > before.start_ms:
+            self._start_next(latest.start_ms, segue)  # the song stops there: the next starts
         return True
 
     def conduct(self, now_ms: float) -> list[Notice]:
         """The server's periodic step for a playing song with a form (no actor: the form
         and the leader's calls already say what happens). Nothing changes, and nothing is
-        published, unless a boundary or a call came within the horizon or a call landed."""
-        before = self.show
+        published, unless a boundary or a call came within the horizon, a call landed or the
+        next song of a segue began."""
+        notices = self.settle(now_ms)
+        before, segue = self.show, self.segue
         if not self._place(now_ms):
-            return []
+            return notices
         self._changed(now_ms)
-        if self.show.coming != before.coming or self.show.vamp != before.vamp:
-            return [self._show_notice(now_ms, "landed" if before.call is None else "placed")]
-        return []
+        if self.segue is not segue:
+            notices.append(self._show_notice(now_ms, "segue"))
+        elif self.show.coming != before.coming or self.show.vamp != before.vamp:
+            notices.append(self._show_notice(now_ms, "landed" if before.call is None else "placed"))
+        return notices
 
     def would_conduct(self, now_ms: float) -> bool:
         """Whether ``conduct`` would change anything now (read only: a node asks this of
         its cached copy before it takes the session's lock)."""
+        segue = self.segue
+        if segue is not None and segue.at_ms is not None:
+            return segue.at_ms <= now_ms  # the next song has begun: it goes on the stands
         form = self.form
         if form is None or (not self.timeline.latest.playing and self.show.placed is None):
             return False
         timeline, show = conductor.plan(self.timeline, form, self.show, now_ms)
         return timeline is not self.timeline or show != self.show
+
+    # -- the next song, straight on (a segue) --------------------------------------------------
+
+    def set_segue(
+        self,
+        now_ms: float,
+        actor: str,
+        song: Song | None,
+        tempo_bpm: float | None,
+        meter: tuple[int, int] | None,
+        count_in_bars: int | None,
+        at: SegueAt,
+        rules: Rules,
+    ) -> list[Notice]:
+        """Call the next song, straight on: on the downbeat the song playing stops on (the
+        next bar; the end of this section; the end of the song) the next one starts with its
+        count-in, at its tempo and meter, from its top. ``song=None`` takes a segue back."""
+        self._require_leader(actor)
+        if song is None:
+            if self.segue is None:
+                return []
+            if self.segue.at_ms is not None:
+                self.timeline = self.timeline.before(self.segue.at_ms)
+            self.segue = None
+            self._changed(now_ms)
+            return [self._show_notice(now_ms, "segue")]
+        if not self.timeline.latest.playing:
+            raise ValidationError(
+                "nothing is playing to go on from: put the song on the stands",
+                ErrorCode.INVALID_CALL,
+            )
+        form = self.form
+        if form is None and at != "bar":
+            raise ValidationError(
+                "the song playing has no sections: a segue goes at the next bar",
+                ErrorCode.INVALID_CALL,
+            )
+        self._replan_from(now_ms, rules)  # (refused while a segue is on the timeline)
+        segue = Segue(song, tempo_bpm, meter, count_in_bars, at)
+        if at == "bar" or form is None:
+            self.show = Show()
+            self._start_next(self.timeline.effective_time(now_ms + rules.lead_ms, "bar"), segue)
+        else:
+            if at == "section":
+                bar = conductor.call_bar(self.timeline, form, now_ms + rules.lead_ms, "section")
+                self.show = replace(self.show, call=Call("end", bar))
+            else:
+                bar = form.total_bars + 1
+            self.segue = replace(segue, bar=bar)
+            self._place(now_ms)
+        self._changed(now_ms)
+        return [self._show_notice(now_ms, "segue")]
+
+    def _start_next(self, at_ms: float, segue: Segue) -> None:
+        """From ``at_ms``, a downbeat, the timeline is the next song's: its top, its tempo and
+        meter (its first section's, unless the call said), its count-in, playing."""
+        bar = conductor.song_bar_at(self.timeline, at_ms)
+        timeline = self.timeline.paused(at_ms).sought(at_ms, 0.0)
+        form = segue.song.form
+        tempo, meter = segue.tempo_bpm, segue.meter
+        if form is not None:
+            first = form.sections[0]
+            tempo = first.tempo_bpm if tempo is None else tempo
+            meter = (first.beats_per_bar, first.beat_unit) if meter is None else meter
+        if tempo is not None:
+            timeline = timeline.with_tempo(at_ms, tempo)
+        if meter is not None:
+            timeline = timeline.with_meter(at_ms, *meter)
+        bars = self.count_in_bars if segue.count_in_bars is None else segue.count_in_bars
+        timeline = timeline.played(at_ms, bars * timeline.latest.beats_per_bar)
+        if form is not None:
+            timeline = conductor.begin(timeline, form, at_ms)
+        self.timeline = timeline
+        self.segue = replace(segue, at_ms=at_ms, bar=bar)
+        self.show = Show()
+
+    def settle(self, now_ms: float) -> list[Notice]:
+        """What is due before anything else happens at ``now_ms``: the next song of a segue
+        whose instant has come goes on the stands (its timeline is already playing)."""
+        segue = self.segue
+        if segue is None or segue.at_ms is None or segue.at_ms > now_ms:
+            return []
+        self.segue = None
+        notices = self._drop_cue(now_ms, "song")
+        self.song = segue.song
+        if segue.count_in_bars is not None:
+            self.count_in_bars = segue.count_in_bars
+        self.show = Show()
+        self._changed(now_ms)
+        play = self._transport_payload(now_ms, segue.at_ms)
+        play["downbeatAt"] = self.timeline.segment_at(segue.at_ms).anchor_ms
+        play["countInBars"] = self.count_in_bars
+        notices += [
+            ("song_changed", {"sessionId": self.session_id, "song": segue.song.to_dict()}),
+            ("play", play),
+            self._show_notice(now_ms, "segue"),
+        ]
+        return notices
 
     def _forget_calls(self, now_ms: float, reason: str) -> list[Notice]:
         """A stop, a seek or a new song ends the vamp and the calls waiting."""
@@ -969,10 +1139,19 @@ class Session:
                 found = _bar_start(self.timeline, coming.bar) if coming else None
                 call["atServerTime"] = found[1] if found else None
         vamp = show.vamp
+        segue = self.segue
         return {
             "vamp": vamp,
             "vampName": form.sections[vamp].name if form is not None and vamp is not None else None,
             "call": call,
+            "segue": None
+            if segue is None
+            else {
+                "title": segue.song.title,
+                "at": segue.at,
+                "bar": segue.bar,
+                "atServerTime": segue.at_ms,
+            },
         }
 
     def _show_notice(self, now_ms: float, reason: str) -> Notice:
@@ -1074,6 +1253,7 @@ class Session:
             "cueSeq": self.cue_seq,
             "show": _show_to_dict(self.show),
             "setlist": self.setlist.to_wire() if self.setlist else None,
+            "segue": self.segue.to_dict() if self.segue else None,
         }
 
     @classmethod
@@ -1105,6 +1285,7 @@ class Session:
             cue_seq=int(data.get("cueSeq", 0)),
             show=_show_from_dict(data.get("show")),
             setlist=StageSet.from_wire(data["setlist"]) if data.get("setlist") else None,
+            segue=Segue.from_dict(data["segue"]) if data.get("segue") else None,
         )
 
 

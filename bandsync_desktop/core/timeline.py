@@ -290,6 +290,14 @@ class Timeline:
             return self
         return Timeline(kept or self._segments[:1])
 
+    def before(self, t_ms: float) -> Timeline:
+        """Without the changes from ``t_ms`` on (a segue taken back: the next song's start
+        and what followed it go; every change before it stays, a pending play too)."""
+        kept = [s for s in self._segments if s.start_ms < t_ms]
+        if len(kept) == len(self._segments):
+            return self
+        return Timeline(kept or self._segments[:1])
+
     # -- scheduling -------------------------------------------------------------------------
 
     def effective_time(self, not_before_ms: float, boundary: Boundary) -> float:

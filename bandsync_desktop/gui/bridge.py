@@ -30,7 +30,7 @@ from ..core.clock import Clock
 from ..core.conductor import CallAt
 from ..core.errors import BandSyncError
 from ..core.health import classify
-from ..core.session import CONSOLE, CONSOLE_NAME, Session
+from ..core.session import CONSOLE, CONSOLE_NAME, SegueAt, Session
 from ..core.stageset import StageSet
 from ..core.timeline import Boundary
 from ..core.validation import TEMPO_MAX, TEMPO_MIN
@@ -456,6 +456,12 @@ class Bridge(QObject):
         if self.console is None or session is None or session.setlist == setlist:
             return None
         return self._submit("show the set", lambda c: c.set_setlist(setlist))
+
+    def segue(self, spec: SongSpec | None, at: SegueAt = "end") -> asyncio.Task[Any] | None:
+        """The next song straight on when this one stops (``None`` takes a segue back)."""
+        form = self.play_form
+        what = "take the segue back" if spec is None else "segue"
+        return self._submit(what, lambda c: c.segue(spec, at, form=form))
 
     def cue(self, text: str, in_bars: int = 0, hold_bars: int = 2) -> asyncio.Task[Any] | None:
         """A stage cue on every phone, on the next bar (plus ``in_bars``)."""

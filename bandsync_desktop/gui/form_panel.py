@@ -43,9 +43,19 @@ MENU_CALL_STYLE: Final = "padding: 6px 22px 6px 8px;"
 def form_status(session: Session, now_ms: float) -> str:
     """ "Verse · bar 2 of 8 · → Bridge in 3 bars": where the form is, and what is coming."""
     form = session.form
-    if form is None:
-        return NO_FORM
+    segue = session.segue
     timeline = session.timeline
+    if segue is None:
+        next_song = ""
+    elif segue.at_ms is not None and segue.at_ms <= now_ms:
+        next_song = f"→ {segue.song.title} now"
+    elif segue.bar is not None and timeline.is_playing_at(now_ms):
+        to_go = max(segue.bar - song_bar_at(timeline, now_ms), 1)
+        next_song = f"→ next song {segue.song.title} in {bars_text(to_go)}"
+    else:
+        next_song = f"→ next song {segue.song.title} at the end"
+    if form is None:
+        return next_song or NO_FORM
     bar = max(song_bar_at(timeline, now_ms), 1)
     index = form.section_of_bar(bar)
     section = form.sections[index]
@@ -63,6 +73,8 @@ def form_status(session: Session, now_ms: float) -> str:
         )
         to_go = coming.bar - bar if timeline.is_playing_at(now_ms) else 0
         parts.append(f"→ {what} in {bars_text(max(to_go, 1))}")
+    if next_song:
+        parts.append(next_song)
     if not timeline.is_playing_at(now_ms) and not timeline.latest.playing:
         parts.append(f"{form.total_bars} bars in all")
     return " · ".join(parts)
@@ -187,9 +199,10 @@ class FormPanel(QWidget):
         self._enable(form)
         self.vamp_button.setChecked(session.show.vamp is not None)
         self.refresh()
-        if form is not None and not self._timer.isActive():
+        counting = form is not None or session.segue is not None  # bars to go tick on
+        if counting and not self._timer.isActive():
             self._timer.start()
-        elif form is None:
+        elif not counting:
             self._timer.stop()
 
     def _enable(self, form: SongMap | None) -> None:

@@ -51,7 +51,9 @@ PANEL_MARGIN_PX = 6  # inside each panel (Qt's 9 px cost a laptop's columns 36 p
 # The keys of the show. Typing keys (Space, letters) still type in a text field; every
 # other one works whatever has the keyboard.
 # Letters of the show's keys: in a text field they type.
-TYPING_KEYS = frozenset({Qt.Key.Key_Space, Qt.Key.Key_T, Qt.Key.Key_J, Qt.Key.Key_V, Qt.Key.Key_E})
+TYPING_KEYS = frozenset(
+    {Qt.Key.Key_Space, Qt.Key.Key_T, Qt.Key.Key_J, Qt.Key.Key_V, Qt.Key.Key_E, Qt.Key.Key_N}
+)
 PORTABLE = QKeySequence.SequenceFormat.PortableText
 
 
@@ -288,6 +290,11 @@ class MainWindow(QMainWindow):
             (Qt.Key.Key_T, self.tempo_panel.tap),
             (Qt.Key.Key_PageUp, lambda: self.setlist_panel.step(-1)),
             (Qt.Key.Key_PageDown, lambda: self.setlist_panel.step(+1)),
+            (Qt.Key.Key_N, lambda: self.setlist_panel.segue_next()),
+            (
+                Qt.KeyboardModifier.ShiftModifier | Qt.Key.Key_N,
+                lambda: self.setlist_panel.segue_next("bar"),
+            ),
             *self.cue_panel.shortcut_bindings(),  # F1-F8: stage cues
             *self.form_panel.shortcut_bindings(),  # J, V, E: the leader's calls
         )

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from ..actors.console import stage_song
 from ..core.errors import ValidationError
-from ..core.session import Session, Song
+from ..core.session import SegueAt, Session, Song
 from ..core.stageset import SET_SONGS_MAX, StageSet
 from ..core.validation import (
     BEATS_PER_BAR_MAX,
@@ -211,6 +211,11 @@ class SetListPanel(QGroupBox):
         self.down_button = QPushButton("↓")
         self.delete_button = QPushButton("Delete")
         self.load_button = QPushButton("▶ Load song")
+        self.segue_button = QPushButton("▶▶ Segue")
+        self.segue_button.setToolTip(
+            "The next song straight on, with its count-in, when this one ends (N);"
+            " at the next bar (Shift+N). Again takes it back."
+        )
         self.import_button = QPushButton("Import")
         self.export_button = QPushButton("Export")
         self.import_menu = QMenu(self)
@@ -230,6 +235,7 @@ class SetListPanel(QGroupBox):
         self.down_button.clicked.connect(lambda: self._move(+1))
         self.delete_button.clicked.connect(self._on_delete_clicked)
         self.load_button.clicked.connect(self.load_current)
+        self.segue_button.clicked.connect(lambda: self.segue_next())
         self.import_set_action.triggered.connect(self._on_import_clicked)
         self.import_chordpro_action.triggered.connect(self._on_import_chordpro_clicked)
         self.import_folder_action.triggered.connect(self._on_import_folder_clicked)
@@ -244,6 +250,7 @@ class SetListPanel(QGroupBox):
             self.down_button,
             self.delete_button,
             self.load_button,
+            self.segue_button,
             self.import_button,
             self.export_button,
         ):
@@ -269,14 +276,17 @@ class SetListPanel(QGroupBox):
             self.delete_button,
         ):
             edit.addWidget(button)
+        stands = QHBoxLayout()  # what goes on the stands: now, or straight on after this one
+        stands.addWidget(self.load_button, 1)
+        stands.addWidget(self.segue_button, 1)
         files = QHBoxLayout()
-        files.addWidget(self.load_button, 1)
-        files.addWidget(self.import_button)
-        files.addWidget(self.export_button)
+        files.addWidget(self.import_button, 1)
+        files.addWidget(self.export_button, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.songs, 2)
         layout.addLayout(edit)
+        layout.addLayout(stands)
         layout.addLayout(files)
         layout.addWidget(self.song_title)
         layout.addWidget(self.chart_view, 2)
@@ -417,6 +427,26 @@ class SetListPanel(QGroupBox):
             entry = self.setlist.songs[row]
             if self._bridge.set_song(entry.spec()) is not None:
                 self._loaded = Song(entry.title, entry.chart)
+
+    def segue_next(self, at: SegueAt | None = None) -> None:
+        """Segue to the song after the one on the stands (or after the selected one): when
+        the song playing ends as written (``at=None``: its end with a form, else the next
+        bar), or at ``at``. With a segue waiting already, takes it back."""
+        session = self._bridge.session
+        if session is not None and session.segue is not None:
+            self._bridge.segue(None)
+            return
+        row = self.stands_row()
+        row = self.songs.currentRow() if row is None else row
+        target = row + 1
+        if not 0 <= target < len(self.setlist.songs):
+            self.problem.emit("No song after this one in the set to segue to")
+            return
+        if at is None:
+            at = "end" if session is not None and session.form is not None else "bar"
+        entry = self.setlist.songs[target]
+        if self._bridge.segue(entry.spec(), at) is not None:
+            self._loaded = Song(entry.title, entry.chart)
 
     def step(self, offset: int) -> None:
         """Previous (-1) or next (+1) song, put on the stands at once (PgUp/PgDn)."""

@@ -77,6 +77,36 @@ export function nextText(set) {
   return { label: 'NEXT', title: next.title, facts: songFacts(next) };
 }
 
+/**
+ * The snapshot's `show.segue` (the next song straight on), checked: {title, bar,
+ * atServerTime} or null. `bar` is the playing song's bar whose downbeat it starts on.
+ */
+export function readSegue(raw) {
+  if (!raw || typeof raw !== 'object') {
+    return null;
+  }
+  const title = cleanTitle(raw.title);
+  if (title === null) {
+    return null;
+  }
+  const bar = Number.isInteger(raw.bar) ? raw.bar : null;
+  const at = typeof raw.atServerTime === 'number' && Number.isFinite(raw.atServerTime)
+    ? raw.atServerTime : null;
+  return Object.freeze({ title, bar, atServerTime: at });
+}
+
+/** What the line says of a segue at (1-based) `bar`, server time `now`: its countdown. */
+export function segueText(segue, bar, now) {
+  if (segue.atServerTime !== null && Number.isFinite(now) && now >= segue.atServerTime) {
+    return { label: 'STRAIGHT ON', title: segue.title, facts: 'now' };
+  }
+  if (segue.bar !== null && Number.isFinite(bar) && bar < segue.bar) {
+    const bars = segue.bar - bar;
+    return { label: 'STRAIGHT ON', title: segue.title, facts: 'in ' + bars + (bars === 1 ? ' bar' : ' bars') };
+  }
+  return { label: 'STRAIGHT ON', title: segue.title, facts: 'at the end' };
+}
+
 /** "3/12": the song on the stands of how many ("–/12" while none is). */
 export function setCount(set) {
   return (set.current === null ? '–' : String(set.current + 1)) + '/' + set.songs.length;
@@ -140,6 +170,7 @@ function elements() {
     nodes = {
       line: $('set-line'), label: $('set-next-label'), title: $('set-next-title'),
       facts: $('set-next-facts'), count: $('set-count'), left: $('set-left'),
+      where: document.querySelector('#set-line .set-where'),
       sheet: $('set-sheet'), name: $('set-sheet-title'), list: $('set-songs'),
       close: $('set-close'),
     };
@@ -232,13 +263,16 @@ export function setlistInfo() {
 
 /**
  * Draws the snapshot's set (called every frame) with the time left in the song on the
- * stands, `songLeftMs` (null when the song has no form).
+ * stands, `songLeftMs` (null when the song has no form); a segue called takes the line's
+ * left part ("STRAIGHT ON Ballad in 2 bars", by the bar the timeline is at, `bar`, at
+ * server time `now`), with or without a set.
  */
-export function renderSetlist(snapshot, songLeftMs) {
-  const { line, label, title, facts, count, left, name, list } = elements();
+export function renderSetlist(snapshot, songLeftMs, bar = null, now = null) {
+  const { line, label, title, facts, count, left, name, list, where } = elements();
   if (!line) {
     return;
   }
+  const segue = snapshot && snapshot.show ? readSegue(snapshot.show.segue) : null;
   const raw = snapshot ? snapshot.setlist : null;
   if (raw !== drawnFrom) {
     drawnFrom = raw;
@@ -250,26 +284,34 @@ export function renderSetlist(snapshot, songLeftMs) {
       closeSet();
     }
   }
-  if (set === null) {
+  line.classList.toggle('segue', segue !== null);
+  if (set === null && segue === null) {
     info = null;
     line.hidden = true;
+    return;
+  }
+  const next = segue !== null ? segueText(segue, bar, now) : nextText(set);
+  put(label, next.label);
+  put(title, next.title);
+  put(facts, next.facts);
+  line.hidden = false;
+  where.hidden = set === null;
+  if (set === null) {
+    info = Object.freeze({ next: next.title, label: next.label, facts: next.facts, count: null,
+      left: null, leftMs: null, untimed: null });
     return;
   }
   // the form's time left is the current song's only when that song is the one on the stands
   const song = snapshot.song;
   const playing = set.current !== null && song && song.title === set.songs[set.current].title;
-  const next = nextText(set);
   const remaining = setLeft(set, playing ? songLeftMs : null);
   const shownLeft = leftText(remaining, songsLeft(set));
-  put(label, next.label);
-  put(title, next.title);
-  put(facts, next.facts);
   put(count, setCount(set));
   put(left, shownLeft);
-  line.hidden = false;
   info = Object.freeze({
     next: next.title || null,
     label: next.label,
+    facts: next.facts,
     count: setCount(set),
     left: shownLeft,
     leftMs: remaining.ms,

@@ -147,7 +147,8 @@ export function frame() {
   const shownSnapshot = state.joined || state.offline ? state.snapshot : null;
   const songLeftMs = renderForm(shownSnapshot, timeline, now);
   // the set: what comes next, the time left in it
-  renderSetlist(shownSnapshot, songLeftMs);
+  renderSetlist(shownSnapshot, songLeftMs, timeline && now !== null ? timeline.barBeatAt(now).bar : null,
+    now);
   // Offline, the page keeps the last timeline's time (the band plays on); it says so.
   if (!timeline || now === null || (!state.joined && !state.offline)) {
     el.flash.style.opacity = '0';

@@ -31,6 +31,7 @@ GOOD = {
     "vamp": {"on": True},
     "end": {"at": "bar"},
     "set_setlist": {"setlist": {"name": "Fri", "songs": [{"title": "A"}], "current": 0}},
+    "segue": {"song": {"title": "Next", "tempo": 100}, "at": "bar"},
 }
 BAD = {
     "set_tempo": ({"tempo": 300}, ErrorCode.INVALID_TEMPO),
@@ -46,6 +47,7 @@ BAD = {
     "vamp": ({"on": "yes"}, ErrorCode.INVALID_CALL),
     "end": ({"at": "later"}, ErrorCode.INVALID_CALL),
     "set_setlist": ({"setlist": {"songs": []}}, ErrorCode.INVALID_SETLIST),
+    "segue": ({"song": {"title": "Next"}, "at": "later"}, ErrorCode.INVALID_CALL),
 }
 #: A song with a form is on the stands (calls need sections), playing for an end.
 FORM = Song("F", "", SongMap([Section("Verse", 4, 120.0), Section("Chorus", 4, 120.0)]))
@@ -69,7 +71,7 @@ def test_every_leader_command_is_in_the_table_once():
 def test_a_valid_payload_binds_the_rule_for_the_leader_and_the_console(name):
     for actor in ("a", CONSOLE):
         s = band()
-        if name == "end":
+        if name in ("end", "segue"):
             s.play(T0, CONSOLE, RULES)
         before = s.version
         COMMANDS[name].parse(GOOD[name], RULES)(s, actor, T0 + 1)

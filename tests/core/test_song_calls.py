@@ -84,7 +84,7 @@ def test_a_song_with_sections_starts_at_its_first_sections_tempo_and_meter() -> 
         "Bridge",
         "Outro",
     ]
-    assert snapshot["show"] == {"vamp": None, "vampName": None, "call": None}
+    assert snapshot["show"] == {"vamp": None, "vampName": None, "call": None, "segue": None}
     # stored and read back whole (Redis keeps sessions in this form)
     again = Session.from_dict(s.to_dict())
     assert again.form is not None and again.form.to_dict() == s.form.to_dict()

@@ -70,7 +70,7 @@ async def test_the_form_plays_on_every_phone_and_a_jump_lands_on_the_bar(phones)
     await asyncio.sleep(0.2)
     snap = guitar.last("snapshot")
     assert [s["name"] for s in snap["song"]["sections"]] == ["Intro", "Verse", "Bridge", "Outro"]
-    assert snap["show"] == {"vamp": None, "vampName": None, "call": None}
+    assert snap["show"] == {"vamp": None, "vampName": None, "call": None, "segue": None}
 
     await expect_ok(leader, "play", {"sessionId": "gig"})
     clock = server.service.clock
@@ -140,3 +140,51 @@ async def test_calls_from_a_follower_and_bad_calls_are_refused_and_change_nothin
     ack = await expect_ok(leader, "vamp", {"sessionId": "gig"})
     assert ack["ok"] is True
     assert server.service.sessions["gig"].show.vamp == 0
+
+
+async def test_a_segue_reaches_every_phone_before_its_downbeat_and_the_next_song_follows(
+    phones,
+) -> None:
+    """The song ends as written and the next one counts in on that downbeat: both phones
+    had the next song's timeline in a snapshot before it, and get it on the stands as it
+    begins (the server's conductor step), with a ``play`` for clients of the original."""
+    server, phone = phones
+    leader = await phone("Lead", role="leader")
+    guitar, bass = await phone("Guitar"), await phone("Bass")
+    for client in (guitar, bass):
+        client.sio.on("song_changed", client._recorder("song_changed"))
+    song = {"title": "Short form", "sections": SECTIONS}
+    await expect_ok(leader, "set_song", {"sessionId": "gig", "song": song})
+    await expect_ok(leader, "play", {"sessionId": "gig", "countInBars": 0})
+    nxt = {"title": "Next", "tempo": 120, "beatsPerBar": 2, "beatUnit": 4, "countInBars": 1}
+    await expect_ok(leader, "segue", {"sessionId": "gig", "song": nxt})
+    show = await guitar.wait_for("show")
+    assert show["segue"]["title"] == "Next" and show["segue"]["bar"] == 6
+    clock = server.service.clock
+    # wait until the next song is on the timeline, then until it is on the stands
+    for _ in range(100):
+        segue = server.service.sessions["gig"].segue
+        if segue is not None and segue.at_ms is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert segue is not None and segue.at_ms is not None
+    switch = segue.at_ms
+    for client in (guitar, bass):  # each phone has it in a snapshot before the downbeat
+        while timeline_of(client).segment_at(switch + 1).tempo_bpm != 120.0:
+            assert clock.now_ms() < switch, client.name
+            await asyncio.sleep(0.005)
+        assert clock.now_ms() < switch, client.name
+        assert timeline_of(client).counting_in_at(switch + 500)  # a bar of 2/4 at 120
+    changed = [client.wait_for("song_changed", timeout=10) for client in (guitar, bass)]
+    for got in await asyncio.gather(*changed):
+        assert got["song"]["title"] == "Next"
+    assert clock.now_ms() >= switch
+    assert guitar.last("play")["downbeatAt"] == pytest.approx(switch + 1_000)
+    for client in (guitar, bass):  # (the snapshot follows the notices)
+        for _ in range(100):
+            if client.last("snapshot")["song"]["title"] == "Next":
+                break
+            await asyncio.sleep(0.02)
+        after = client.last("snapshot")
+        assert after["song"]["title"] == "Next" and after["show"]["segue"] is None
+        assert song_bar_at(timeline_of(client), switch + 1_001) == 1

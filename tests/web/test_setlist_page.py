@@ -151,7 +151,7 @@ LINE = """(() => {
     return {top: b.top, bottom: b.bottom, left: b.left, right: b.right, height: b.height}; };
   const line = document.getElementById('set-line');
   const parts = ['set-next-label', 'set-next-title', 'set-count', 'set-left']
-    .map((id) => document.getElementById(id));
+    .map((id) => document.getElementById(id)).filter((e) => e.getClientRects().length > 0);
   const cue = document.getElementById('cue');
   const form = document.getElementById('song-form');
   return {line: line.hidden ? null : r(line), parts: parts.map(r),
@@ -329,6 +329,82 @@ async def test_the_line_is_on_screen_with_the_form_a_message_and_a_cue(
         await command(leader, "hand_over", to=member_id)
         await page.wait("bandsync.leading && !document.getElementById('lead').hidden")
         await assert_line_in_its_place(page, "leading")
+        assert page.errors == [] and page.console_errors == []
+    finally:
+        await leader.close()
+
+
+SEGUE_CHECK = r"""
+import { readFileSync } from 'node:fs';
+const source = readFileSync(process.argv[1], 'utf8');
+const set = await import('data:text/javascript;base64,' + Buffer.from(source).toString('base64'));
+const request = JSON.parse(readFileSync(0, 'utf8'));
+process.stdout.write(JSON.stringify(request.map(([raw, bar, now]) => {
+  const segue = set.readSegue(raw);
+  return segue && set.segueText(segue, bar, now);
+})));
+"""
+
+
+@needs_node
+def test_a_segue_counts_down_its_bars_then_says_now() -> None:
+    assert NODE is not None
+    segue = {"title": "Ballad", "at": "end", "bar": 11, "atServerTime": 5000.0}
+    cases = [
+        (segue, 9, 1000.0),
+        (segue, 10, 2000.0),
+        (segue, 11, 5000.0),
+        ({**segue, "atServerTime": None}, 12, 6000.0),  # a vamp held it off
+        ({**segue, "bar": None, "atServerTime": None}, 3, 1000.0),
+        ({"title": "", "bar": 3}, 1, 0.0),
+        ("Ballad", 1, 0.0),
+    ]
+    done = subprocess.run(
+        [NODE, "--input-type=module", "-e", SEGUE_CHECK, str(WEB_ROOT / "setlist.js")],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    out = json.loads(done.stdout)
+    assert [o and o["facts"] for o in out] == [
+        "in 2 bars",
+        "in 1 bar",
+        "now",
+        "at the end",
+        "at the end",
+        None,
+        None,
+    ]
+    assert out[0]["label"] == "STRAIGHT ON" and out[0]["title"] == "Ballad"
+
+
+@pytest.mark.browser
+@pytest.mark.asyncio
+async def test_a_segue_shows_on_the_line_then_the_next_song_is_on_the_stands(
+    browser, server
+) -> None:
+    leader = await leader_of(server.url, "jam")
+    try:
+        page = await open_at(browser, f"{server.url}/s/jam?name=Keys", PHONE)
+        await command(leader, "set_song", song={"title": "Jam", "tempo": 120})
+        await command(leader, "play", countInBars=0)
+        await page.wait("bandsync.isPlaying && bandsync.lockedIn")
+        nxt = {"title": "Ballad", "tempo": 90, "beatsPerBar": 3, "countInBars": 1}
+        await command(leader, "segue", song=nxt, at="bar")
+        await page.wait("bandsync.setlist() !== null && bandsync.setlist().label === 'STRAIGHT ON'")
+        info = await page.js("bandsync.setlist()")
+        assert info["next"] == "Ballad" and info["facts"] == "in 1 bar" and info["count"] is None
+        assert await page.js("document.getElementById('set-line').classList.contains('segue')")
+        assert await page.js("document.querySelector('#set-line .set-where').hidden")
+        found = await assert_line_in_its_place(page, "segue", chart=False)
+        assert found["line"] is not None
+        save_screen(await page.page.screenshot(), PHONE, "segue")
+        # the count-in of the next song, then it is on the stands and the line goes
+        await page.wait("document.getElementById('song-title').textContent === 'Ballad'", 6)
+        await page.wait("document.getElementById('set-line').hidden", 3)
+        await page.wait("bandsync.beatsPerBar === 3 && bandsync.isPlaying", 3)
         assert page.errors == [] and page.console_errors == []
     finally:
         await leader.close()
