@@ -22,10 +22,16 @@ from .helpers.redis import redis_server  # noqa: F401  (a real redis-server per 
 ServerFactory = Callable[..., Awaitable[ServerRunner]]
 
 #: Groups that run one test at a time on one worker when the suite runs in parallel
-#: (``scripts/test`` runs two pytest-xdist workers): the gear bridges share the machine's
-#: Link session and MIDI clock timing, the Firefox/WebKit tests one Xvfb and PulseAudio
-#: each, the packaging tests one frozen build.
-SERIAL_GROUPS = {"actors": "gear", "packaging": "packaging", "test_engines.py": "engines"}
+#: (``scripts/test`` runs two pytest-xdist workers): the gear bridges and the console's Gear
+#: dialog share the machine's Link session (a second Link peer is seen by the first); the
+#: page tests' browsers take both cores, and their timing checks (taps, clicks, beat spread)
+#: must not meet a second browser; the packaging tests share one frozen build.
+SERIAL_GROUPS = {
+    "actors": "gear",
+    "test_gear.py": "gear",
+    "web": "browser",
+    "packaging": "packaging",
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
