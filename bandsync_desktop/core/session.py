@@ -991,7 +991,7 @@ class Session:
             self.segue = None
             self._changed(now_ms)
             return [self._show_notice(now_ms, "segue")]
-        if not self.timeline.latest.playing:
+        if not (self.timeline.latest.playing or self.timeline.is_playing_at(now_ms)):
             raise ValidationError(
                 "nothing is playing to go on from: put the song on the stands",
                 ErrorCode.INVALID_CALL,
@@ -1015,6 +1015,10 @@ class Session:
                 bar = form.total_bars + 1
             self.segue = replace(segue, bar=bar)
             self._place(now_ms)
+            latest = self.timeline.latest
+            if self.segue.at_ms is None and not latest.playing and latest.start_ms > now_ms:
+                # the song's end was placed within the lead already: the next starts there
+                self._start_next(latest.start_ms, self.segue)
         self._changed(now_ms)
         return [self._show_notice(now_ms, "segue")]
 

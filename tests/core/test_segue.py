@@ -158,3 +158,23 @@ def test_taking_a_segue_back_at_once_keeps_a_play_not_yet_begun() -> None:
     do(s, "segue", {"song": None}, T0 + 90)
     assert s.segue is None and s.timeline.latest.playing
     assert s.timeline.is_playing_at(START + 1) and s.timeline.tempo_at(START + 10_000) == 90
+
+
+def test_called_just_before_the_end_it_still_follows_on_that_downbeat() -> None:
+    """The song's end already placed and less than the lead away: the next song starts
+    there all the same (it waited for an end that had come)."""
+    s = playing_form()
+    end = None
+    now = T0 + 10
+    while end is None:
+        s.conduct(now)
+        latest = s.timeline.latest
+        if not latest.playing:
+            end = latest.start_ms
+        now += 50.0
+    asked = end - 100.0  # within the 200 ms lead of the end
+    do(s, "segue", {"song": NEXT}, asked)
+    assert s.segue is not None and s.segue.at_ms == end
+    assert s.timeline.segment_at(end + 1).tempo_bpm == 60.0
+    conduct_until(s, asked, end + 5_000)
+    assert s.song is not None and s.song.title == "Ballad"
