@@ -89,6 +89,8 @@ class Show:
     call: Call | None = None
     placed: Call | None = None
     placed_at: float | None = None
+    #: A jump placed out of a vamp ends it at its instant (the phones show the vamp until then).
+    vamp_ends_at: float | None = None
 
     @property
     def idle(self) -> bool:
@@ -100,10 +102,13 @@ class Show:
         return self.call if self.call is not None else self.placed
 
     def landed(self, now_ms: float) -> Show:
-        """Without a placed call whose instant has come."""
-        if self.placed_at is not None and self.placed_at <= now_ms:
-            return replace(self, placed=None, placed_at=None)
-        return self
+        """Without a placed call whose instant has come (nor the vamp it ended)."""
+        show = self
+        if show.placed_at is not None and show.placed_at <= now_ms:
+            show = replace(show, placed=None, placed_at=None)
+        if show.vamp_ends_at is not None and show.vamp_ends_at <= now_ms:
+            show = replace(show, vamp=None, vamp_ends_at=None)
+        return show
 
 
 def song_bar_at(timeline: Timeline, t_ms: float) -> int:
@@ -249,12 +254,14 @@ def _at_boundary(
         if call.kind == "end":
             return timeline.paused(at), Show(placed=call, placed_at=at)
         assert call.section is not None
-        placed = replace(show, call=None, vamp=None, placed=call, placed_at=at)
+        ends = at if show.vamp is not None else None
+        placed = replace(show, call=None, placed=call, placed_at=at, vamp_ends_at=ends)
         return _go_to(timeline, song_map, call.section, at), placed
     ends_section = index + 1 >= len(song_map.sections) or (
         event_bar == song_map.section_start_bar(index + 1)
     )
-    if show.vamp is not None and ends_section and show.vamp == index:
+    vamping = show.vamp is not None and show.vamp_ends_at is None
+    if vamping and ends_section and show.vamp == index:
         return _go_to(timeline, song_map, index, at), show
     if event_bar > song_map.total_bars:
         # the song is over: stop on its last downbeat (a call placed before still shows)

@@ -471,12 +471,7 @@ class Session:
         if self.form is not None:
             # At once, not after what the conductor placed ahead (up to 2 s of the song's
             # form): that is taken back, and a call it had placed waits again for the resume.
-            self.timeline = self.timeline.until(now_ms)
-            show = self.show
-            if show.placed is not None and show.placed_at is not None and show.placed_at > now_ms:
-                self.show = replace(
-                    show, call=show.call or show.placed, placed=None, placed_at=None
-                )
+            self._take_back_after(now_ms)
         at = self.timeline.effective_time(now_ms, "now")
         self.timeline = self.timeline.paused(at)
         return [("pause", self._transport_payload(now_ms, at))]
@@ -919,7 +914,19 @@ class Session:
                 ErrorCode.INVALID_CALL,
             )
         if self.form is not None:
-            self.timeline = self.timeline.until(now_ms + rules.lead_ms)
+            self._take_back_after(now_ms + rules.lead_ms)
+
+    def _take_back_after(self, t_ms: float) -> None:
+        """Take back what was placed on the timeline after ``t_ms``; a call the conductor had
+        placed there waits again, to be placed anew (a tempo change 1 s before a jump placed
+        ahead lost the jump: the phones counted down to it and the band played on)."""
+        self.timeline = self.timeline.until(t_ms)
+        show = self.show
+        if show.placed is not None and show.placed_at is not None and show.placed_at > t_ms:
+            waiting = show.call or show.placed
+            self.show = replace(
+                show, call=waiting, placed=None, placed_at=None, vamp_ends_at=None
+            )
 
     def _place(self, now_ms: float) -> bool:
         """Put on the timeline what the form and the calls bring within the conductor's
@@ -1124,7 +1131,7 @@ class Session:
         if vamp == self.show.vamp:
             return []
         self._replan_from(now_ms, rules)
-        self.show = replace(self.show, vamp=vamp)
+        self.show = replace(self.show, vamp=vamp, vamp_ends_at=None)
         self._place(now_ms)
         self._changed(now_ms)
         return [self._show_notice(now_ms, "vamp" if on else "release")]
@@ -1364,6 +1371,7 @@ def _show_to_dict(show: Show) -> dict[str, Any]:
         "call": show.call.to_wire() if show.call else None,
         "placed": show.placed.to_wire() if show.placed else None,
         "placedAt": show.placed_at,
+        "vampEndsAt": show.vamp_ends_at,
     }
 
 
@@ -1377,4 +1385,5 @@ def _show_from_dict(data: Any) -> Show:
         call=Call.from_wire(call) if call else None,
         placed=Call.from_wire(placed) if placed else None,
         placed_at=float(placed_at) if placed_at is not None else None,
+        vamp_ends_at=float(data["vampEndsAt"]) if data.get("vampEndsAt") is not None else None,
     )

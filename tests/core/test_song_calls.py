@@ -315,3 +315,42 @@ def test_a_pause_or_a_stop_with_the_form_playing_lands_at_once() -> None:
     heard: list = []
     conduct_until(s, start + 10_000, start + 16_000, heard)
     assert bars(heard)[:2] == [2, 7]  # bar 2 again from where it paused, then the bridge
+
+
+def test_a_tempo_change_or_a_vamp_after_a_jump_was_placed_keeps_the_jump() -> None:
+    """A jump is on the timeline up to 2 s ahead; a leader's change takes back what was
+    placed after its instant, and the jump with it: it waits again and is placed anew (it
+    was lost: the phones counted down to the bridge and the band played on in the verse)."""
+    for change in ({"name": "set_tempo", "tempo": 121}, {"name": "vamp", "on": True}):
+        s = with_song()
+        do(s, "play", {"countInBars": 0}, T0 + 10)
+        start = T0 + 210
+        conduct_until(s, T0 + 10, start + 2_500)  # bar 2 of the intro
+        do(s, "jump", {"section": "Bridge", "at": "bar"}, start + 2_500)
+        assert s.show.placed is not None  # on the timeline already
+        payload = {k: v for k, v in change.items() if k != "name"}
+        do(s, str(change["name"]), payload, start + 2_600)
+        heard: list = []
+        conduct_until(s, start + 2_600, start + 8_000, heard)
+        assert bars(heard)[:3] == [2, 7, 8], change
+
+
+def test_a_vamp_shows_until_the_jump_out_of_it_lands() -> None:
+    s = with_song()
+    do(s, "play", {"countInBars": 0}, T0 + 10)
+    start = T0 + 210
+    conduct_until(s, T0 + 10, start + 500)
+    do(s, "vamp", {}, start + 500)  # the intro, bars 1-2
+    conduct_until(s, start + 500, start + 2_500)
+    do(s, "jump", {"section": "Outro", "at": "bar"}, start + 2_500)  # at 4 s
+    assert s.show.placed is not None
+    # placed, the vamp still shows (the band still plays the intro) until the downbeat
+    assert s.snapshot(start + 3_000)["show"]["vampName"] == "Intro"
+    conduct_until(s, start + 2_500, start + 3_900)
+    assert s.snapshot(start + 3_900)["show"]["vamp"] == 0
+    heard: list = []
+    conduct_until(s, start + 3_900, start + 9_000, heard)
+    assert s.show.vamp is None and s.snapshot(start + 9_000)["show"]["vampName"] is None
+    assert bars(heard)[:3] == [2, 9, 10]  # the outro, and no intro again (the vamp is over)
+    again = Session.from_dict(s.to_dict())
+    assert again.show == s.show
