@@ -757,8 +757,16 @@ class SessionService:
             "version": session.version,
         }
 
-    def playing_sessions(self) -> list[Session]:
-        return [s for s in self.sessions.values() if s.timeline.latest.playing]
+    def playing_sessions(self, now_ms: float | None = None) -> list[Session]:
+        """Sessions playing, or (given ``now_ms``) still playing then: a stop placed ahead
+        (a song's end, 2 s before it) leaves the band playing until its instant."""
+        at = now_ms
+
+        def plays(session: Session) -> bool:
+            timeline = session.timeline
+            return timeline.latest.playing or (at is not None and timeline.is_playing_at(at))
+
+        return [s for s in self.sessions.values() if plays(s)]
 
 
 def new_session_id() -> str:

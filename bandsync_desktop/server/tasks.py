@@ -10,6 +10,7 @@ import asyncio
 import statistics
 from collections import deque
 
+from ..core.session import Session
 from ..log import SERVER
 from .fanout import TickFanout
 from .service import SessionService, tick_room
@@ -23,11 +24,17 @@ async def run_ticker(
     Positions come from the timeline at the instant of sending, so a late wake-up makes a
     tick late, never wrong; a missed tick is skipped, never made up. With a ``fanout``, each
     session's tick is encoded and framed once and written to its members in one pass.
+
+    Ticks go on until the band stops, not until a stop is placed: the song's form places its
+    end ~2 s ahead. When the timeline stops by itself (the form's end, an end call) these
+    followers get the ``pause`` they would get from a leader's Pause, at its instant (they
+    know no timeline to read it from); a leader's own pause reaches them twice, harmlessly.
     """
     loop = asyncio.get_running_loop()
     interval = 1.0 / tick_hz
     deadline = loop.time()
     clock = service.clock
+    was_playing: set[str] = set()
     while True:
         deadline += interval
         delay = deadline - loop.time()
@@ -36,11 +43,15 @@ async def run_ticker(
         else:
             deadline = loop.time()  # fell behind: skip, never burst to catch up
         now = clock.now_ms()
-        for session in service.playing_sessions():
+        playing: set[str] = set()
+        for session in service.playing_sessions(now):
             if not session.members:
                 continue
             timeline = session.timeline
             segment = timeline.segment_at(now)
+            if not segment.playing:
+                continue  # (stopped now, or before a play placed ahead: told below if it was)
+            playing.add(session.session_id)
             payload = {
                 "sessionId": session.session_id,
                 "positionMs": timeline.position_at(now),
@@ -58,6 +69,33 @@ async def run_ticker(
                     )
             except Exception:
                 SERVER.exception("tick to %s failed", session.session_id)
+        for session_id in was_playing - playing:  # stopped by itself since the last tick
+            stopped = service.sessions.get(session_id)
+            if stopped is not None and not stopped.timeline.is_playing_at(now):
+                await _stopped(service, fanout, stopped, now)
+        was_playing = playing
+
+
+async def _stopped(
+    service: SessionService, fanout: TickFanout | None, session: Session, now: float
+) -> None:
+    """A ``pause`` for the legacy followers of ``session``, whose timeline stopped."""
+    timeline = session.timeline
+    payload = {
+        "sessionId": session.session_id,
+        "positionMs": timeline.position_at(now),
+        "tempoBpm": timeline.tempo_at(now),
+        "isPlaying": False,
+        "effectiveAt": timeline.segment_at(now).start_ms,
+        "serverTimestamp": now,
+    }
+    try:
+        if fanout is not None:
+            await fanout.emit("pause", payload, tick_room(session.session_id), droppable=False)
+        else:
+            await service.emitter.emit("pause", payload, room=tick_room(session.session_id))
+    except Exception:
+        SERVER.exception("pause to %s failed", session.session_id)
 
 
 async def run_every(interval_s: float, name: str, job: object) -> None:

@@ -188,3 +188,30 @@ async def test_a_segue_reaches_every_phone_before_its_downbeat_and_the_next_song
         after = client.last("snapshot")
         assert after["song"]["title"] == "Next" and after["show"]["segue"] is None
         assert song_bar_at(timeline_of(client), switch + 1_001) == 1
+
+
+async def test_a_client_of_the_original_server_hears_the_song_to_its_end_then_a_pause(
+    phones,
+) -> None:
+    """No timeline for it to read the form's end from: its ``scroll_tick`` goes on until the
+    band stops (not 2 s before, when the end is placed) and then a ``pause`` tells it."""
+    server, phone = phones
+    leader = await phone("Lead", role="leader")
+    old = Recorder(server.url, "old")
+    await old.connect()
+    try:
+        await expect_ok(old, "join_session", {"sessionId": "gig", "displayName": "Old"})
+        song = {"title": "Short form", "sections": SECTIONS}
+        await expect_ok(leader, "set_song", {"sessionId": "gig", "song": song})
+        await expect_ok(leader, "play", {"sessionId": "gig", "countInBars": 0})
+        paused = old.next("pause")
+        got = await asyncio.wait_for(paused, 10)
+        session = server.service.sessions["gig"]
+        end = session.timeline.latest.start_ms  # the form's end, where it stopped
+        assert not session.timeline.latest.playing
+        assert got["isPlaying"] is False and got["effectiveAt"] == pytest.approx(end)
+        assert end <= got["serverTimestamp"] <= end + 400  # told as it happened, not before
+        ticks = [t for t in old.payloads("scroll_tick") if t["isPlaying"]]
+        assert ticks and ticks[-1]["serverTimestamp"] >= end - 300  # ticks to the end
+    finally:
+        await old.close()
