@@ -49,6 +49,13 @@ dance, ping/pong, close) and changes how a websocket is driven:
 * **The upgrade request's header copy is dropped**: python-engineio copies every header into a
   WSGI-style ``environ`` that lives as long as the connection; once the websocket is open only
   the few keys in ``ENVIRON_KEEP`` stay.
+* **An event costs no task, and what it sends is one write**: a websocket's plain EVENT
+  message is parsed once and its handler run at once (``BandSyncSocketServer.dispatch_event``;
+  one that has to wait carries on as a task), with the socket's writes held
+  (``LeanServer.cork``) until it is done, so a command's notice, snapshot and ack leave in
+  one syscall. python-socketio decoded it through two packet objects, gave it a task (a loop
+  iteration), sent each reply through a task of its own and wrote every packet by itself
+  (docs/load.md, "One command's cost").
 
 ``LeanServer`` builds ``LeanSocket``s (``lean = False`` builds python-engineio's own, for the
 benchmark's ``stock`` variant) and ``BandSyncSocketServer`` is python-socketio's server on top
@@ -61,21 +68,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import ipaddress
 import json
 import socket as so
 import struct
 import time
 import urllib.parse
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 import engineio
 import socketio
 from aiohttp import WSMsgType, web
 from engineio import exceptions as eio_exceptions
+from engineio import json as eio_json
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
+from socketio import packet as sio_packet
 
 from ..core.clock import MonotonicClock
 from ..core.errors import ErrorCode
@@ -264,6 +275,14 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
             )
             transport.abort()  # the read loop sees the connection go and closes the socket
             return False
+        corked = self.server._corked
+        if corked is not None:  # held until the event being handled is done (LeanServer.cork)
+            held = corked.get(self)
+            if held is None:
+                corked[self] = (transport, [frame])
+            else:
+                held[1].append(frame)
+            return True
         transport.write(frame)
         return True
 
@@ -471,6 +490,14 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
                             eio_packet.Packet(eio_packet.MESSAGE, data=RATE_LIMITED_EVENT)
                         )
                     continue
+            handle_event = self.server.event_handler
+            if (
+                handle_event is not None
+                and isinstance(data, str)
+                and data.startswith("42")
+                and handle_event(self, data)
+            ):
+                continue  # (else python-socketio's own path, which answers what is malformed)
             try:
                 await self.receive(eio_packet.Packet(encoded_packet=data))
             except eio_exceptions.UnknownPacketError:
@@ -523,6 +550,31 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
         self._frame_clock = MonotonicClock()
         self._flood_logged: dict[str, float] = {}
         self._flood_cut_at: dict[str, float] = {}
+        #: Handles a websocket's Socket.IO EVENT message ("42...") at once and says whether it
+        #: did; set by ``BandSyncSocketServer`` (None: every message takes python-engineio's
+        #: ``receive``).
+        self.event_handler: Callable[[LeanSocket, str], bool] | None = None
+        #: While corked, the frames written to each socket (and its transport then).
+        self._corked: dict[LeanSocket, tuple[asyncio.Transport, list[bytes]]] | None = None
+
+    def cork(self) -> bool:
+        """Hold every websocket frame written from now until ``uncork``, so that each socket
+        gets what one event caused in one write: a command's notice, snapshot and ack are one
+        syscall, not three (and its reader wakes once). Only for a section that does not
+        yield to the loop. False (and a no-op) when already corked."""
+        if self._corked is not None:
+            return False
+        self._corked = {}
+        return True
+
+    def uncork(self) -> None:
+        """Write what was held, each socket's frames in the order they were written."""
+        corked, self._corked = self._corked, None
+        if not corked:
+            return
+        for transport, frames in corked.values():
+            if not transport.is_closing():
+                transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` as a task this server holds on to until it is done."""
@@ -771,12 +823,185 @@ class LeanServer(engineio.AsyncServer):  # type: ignore[misc]
                 continue
 
 
+#: The digits of a Socket.IO ack id.
+DIGITS = frozenset("0123456789")
+#: An ack id longer than this is left to python-socketio (which refuses it).
+MAX_ACK_ID_DIGITS = 15
+
+
+def bounded_int(digits: str) -> int:
+    """An integer from JSON, refused past 100 digits (as python-engineio's ``json`` does)."""
+    if len(digits) > 100:
+        raise ValueError("Integer is too large")
+    return int(digits)
+
+
+def parse_event(text: str, loads: Callable[[str], Any]) -> tuple[int | None, list[Any]] | None:
+    """The ack id and the arguments of an Engine.IO MESSAGE carrying a plain Socket.IO EVENT
+    for the default namespace: ``42``, the ack id's digits if any, a JSON array whose first
+    item (the event's name) is a string. None for anything else (another namespace, binary
+    attachments, JSON that does not parse, no name): python-socketio's path handles those,
+    and the guards answer what is malformed (guard.py)."""
+    end = len(text)
+    i = 2
+    while i < end and text[i] in DIGITS:
+        i += 1
+    if i == end or text[i] != "[" or i - 2 > MAX_ACK_ID_DIGITS:
+        return None
+    try:
+        data = loads(text[i:])
+    except (ValueError, RecursionError):
+        return None
+    if data.__class__ is not list or not data or data[0].__class__ is not str:
+        return None
+    return (int(text[2:i]) if i > 2 else None), data
+
+
+class _Resumed:
+    """What a task awaits to carry on a coroutine that was started by hand and suspended on
+    ``pending`` (the future it awaits, or None for a bare yield): every value the task sends
+    and every exception it throws (a cancellation) goes on to the coroutine."""
+
+    __slots__ = ("_coro", "_pending")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
+        self._coro = coro
+        self._pending = pending
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, pending = self._coro, self._pending
+        while True:
+            try:
+                sent = yield pending
+            except BaseException as exc:
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
 class BandSyncSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server on ``LeanServer``, keeping only a slim copy of each
-    connection's ``environ`` (python-socketio keeps it for the connection's life)."""
+    connection's ``environ`` (python-socketio keeps it for the connection's life), and
+    dispatching a websocket's events without a task each.
+
+    python-socketio decodes an event (two packet objects), starts a task for its handler (a
+    loop iteration before it runs), encodes the ack through two more packet objects and
+    writes each packet, the event's own emits included, in a write of its own.
+    ``dispatch_event`` (``LeanServer.event_handler``) parses a plain EVENT message once, runs
+    its handler at once, corked (``LeanServer.cork``): a handler that finishes without
+    waiting (most do, with the in-memory store) has its emits and its ack framed and written
+    together. A handler that does wait (Redis, a lock another connection holds) carries on
+    as a task, as python-socketio's would, and the connection's next frames are read
+    meanwhile: one slow command never holds up its connection, nor any other.
+
+    Attributes:
+        fast_events: Dispatch websocket events this way (off: python-socketio's own path,
+            for comparison).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast_events = True
+        self._coroutine_handlers: dict[Any, bool] = {}
+        codec = self.packet_class.json
+        # python-engineio's json.loads builds a decoder a call (to bound integers' digits),
+        # and json.dumps with separators an encoder: the same, built once.
+        self._loads: Callable[[str], Any] = (
+            json.JSONDecoder(parse_int=bounded_int).decode if codec is eio_json else codec.loads
+        )
+        self._dumps: Callable[[Any], str] = (
+            json.JSONEncoder(separators=(",", ":")).encode
+            if codec is eio_json
+            else functools.partial(codec.dumps, separators=(",", ":"))
+        )
+        self.eio.event_handler = self.dispatch_event
 
     def _engineio_server_class(self) -> type[LeanServer]:
         return LeanServer
+
+    def dispatch_event(self, socket: LeanSocket, text: str) -> bool:
+        """Handle the EVENT message ``text`` from ``socket``'s websocket (see the class);
+        False, having done nothing, for what python-socketio's path is to handle."""
+        if not self.fast_events:
+            return False
+        parsed = parse_event(text, self._loads)
+        if parsed is None or parsed[1][0] in self.reserved_events:
+            return False
+        ack_id, data = parsed
+        eio_sid = socket.sid
+        manager = self.manager
+        sid = manager.sid_from_eio_sid(eio_sid, "/")
+        if sid is None or eio_sid in self._binary_packet or not manager.is_connected(sid, "/"):
+            return False
+        handler = self.handlers.get("/", {}).get(data[0])
+        if handler is None:
+            return False  # a catch-all or namespace handler, or none: python-socketio's call
+        is_coroutine = self._coroutine_handlers.get(handler)
+        if is_coroutine is None:
+            is_coroutine = self._coroutine_handlers[handler] = inspect.iscoroutinefunction(handler)
+        if not is_coroutine:
+            return False
+        eio: LeanServer = self.eio
+        corked = eio.cork()
+        try:
+            coro = handler(sid, *data[1:])
+            try:
+                pending = coro.send(None)
+            except StopIteration as done:
+                if ack_id is not None:
+                    self._send_ack(socket, ack_id, done.value)
+                return True
+        except Exception:  # our handlers answer their own errors: this is a bug
+            SERVER.exception("%s: handler of %r failed", sid, data[0])
+            return True
+        finally:
+            if corked:
+                eio.uncork()
+        eio.spawn(self._carry_on(socket, sid, data[0], ack_id, coro, pending))
+        return True
+
+    async def _carry_on(
+        self,
+        socket: LeanSocket,
+        sid: str,
+        event: str,
+        ack_id: int | None,
+        coro: Coroutine[Any, Any, Any],
+        pending: Any,
+    ) -> None:
+        """The rest of a handler that waited, and then its ack."""
+        try:
+            result = await _Resumed(coro, pending)
+        except Exception:
+            SERVER.exception("%s: handler of %r failed", sid, event)
+            return
+        if ack_id is not None:
+            self._send_ack(socket, ack_id, result)
+
+    def _send_ack(self, socket: LeanSocket, ack_id: int, result: Any) -> None:
+        """Frame and write the ack of event ``ack_id``, as python-socketio encodes it."""
+        if result is None:
+            data: list[Any] = []
+        elif isinstance(result, tuple):
+            data = list(result)
+        else:
+            data = [result]
+        try:
+            text = "3" + str(ack_id) + self._dumps(data)
+        except (TypeError, ValueError):  # binary data (or not JSON): python-socketio's encoder
+            pkt = self.packet_class(sio_packet.ACK, namespace="/", id=ack_id, data=data)
+            socket.server.spawn(self._send_packet(socket.sid, pkt))
+            return
+        if socket.transport is not None:
+            socket.write_frame(websocket_frame("4" + text))
+        elif not socket.closed:
+            socket.server.spawn(socket.send(eio_packet.Packet(eio_packet.MESSAGE, text)))
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         slim = {key: value for key, value in environ.items() if key in ENVIRON_KEEP}

@@ -35,6 +35,9 @@ from .engine import LeanSocket, websocket_frame
 
 NAMESPACE = "/"
 DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024
+#: ``json.dumps(obj, separators=(",", ":"))`` (as python-socketio encodes), without building
+#: an encoder a call.
+encode_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(slots=True)
@@ -74,7 +77,7 @@ class TickFanout:
             await self.sio.emit(event, data, room=room)
             return -1
         # Socket.IO EVENT packet for the default namespace, encoded as python-socketio does.
-        text = "2" + json.dumps([event, data], separators=(",", ":"))
+        text = "2" + encode_json([event, data])
         frame: bytes | None = None
         sockets = self.sio.eio.sockets
         sent = 0
@@ -104,9 +107,11 @@ class RoomEmitter:
 
     A snapshot or notice to a session's room is encoded once and written to every member in
     one pass (python-socketio runs a task per recipient: the console's loop stalled ~40 ms
-    sending a tempo change to 200 phones). Never dropped for a slow reader: a snapshot is
-    state, not a sample. With several nodes the service talks to python-socketio directly,
-    whose Redis manager carries broadcasts to the other nodes' members.
+    sending a tempo change to 200 phones), and so is a packet ``to`` one socket (a reply
+    such as ``latency_response``: python-socketio's task and ``asyncio.wait`` cost it two
+    loop iterations). Never dropped for a slow reader: a snapshot is state, not a sample.
+    With several nodes the service talks to python-socketio directly, whose Redis manager
+    carries broadcasts to the other nodes' members.
     """
 
     def __init__(self, sio: socketio.AsyncServer, fanout: TickFanout) -> None:
@@ -125,17 +130,15 @@ class RoomEmitter:
         callback: Any = None,
         ignore_queue: bool = False,
     ) -> None:
-        plain_room_broadcast = (
-            room is not None
-            and to is None
+        target = to or room  # (as python-socketio reads them: each sid is a room of its own)
+        if (
+            isinstance(target, str)
             and skip_sid is None
             and namespace in (None, NAMESPACE)
             and callback is None
             and self.fanout.enabled
-        )
-        if plain_room_broadcast:
-            assert room is not None
-            await self.fanout.emit(event, data, room, droppable=False)
+        ):
+            await self.fanout.emit(event, data, target, droppable=False)
             return
         await self.sio.emit(
             event,

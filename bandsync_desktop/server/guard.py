@@ -17,6 +17,11 @@ own handlers never get here: ``handlers.py`` turns each into an ``error`` reply 
 
 Floods never get this far: every frame is counted by the Engine.IO frame budget before
 python-socketio sees it and dropped there, unread (``engine.py``; set in ``app.create_app``).
+
+A websocket's well-formed events skip both wrappers: ``BandSyncSocketServer.dispatch_event``
+(``engine.py``) runs their handlers without python-socketio's decoder, after the same checks
+(a list, a name that is a string and not a reserved one, the default namespace, a connected
+socket). Whatever it does not take (every packet these guards exist for) comes here.
 """
 
 from __future__ import annotations

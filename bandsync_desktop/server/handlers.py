@@ -97,12 +97,12 @@ class _Registry:
             error = exc.to_payload(name)
             SERVER.debug("%s refused for %s: %s", name, sid, exc.message)
             if exc.code is not ErrorCode.RATE_LIMITED or self._tell_limited(connection):
-                await self.sio.emit("error", error, to=sid)
+                await self.service.emitter.emit("error", error, to=sid)
             return {"ok": False, "error": error}
         except Exception:
             SERVER.exception("%s failed for %s", name, sid)
             error = BandSyncError("internal server error", ErrorCode.INTERNAL).to_payload(name)
-            await self.sio.emit("error", error, to=sid)
+            await self.service.emitter.emit("error", error, to=sid)
             return {"ok": False, "error": error}
         return {"ok": True, **(result or {})}
 
@@ -135,6 +135,9 @@ def register(sio: socketio.AsyncServer, service: SessionService) -> None:
     on = registry.on
     rules = service.rules
     clock = service.clock
+    # Answers to the socket that asked: written straight to it on one node (fanout.py), through
+    # python-socketio (and its Redis manager) on several.
+    reply = service.emitter.emit
 
     async def connect(sid: str, environ: Mapping[str, Any], auth: Any = None) -> None:
         service.connect(sid, environ.get("HTTP_USER_AGENT"), environ.get("REMOTE_ADDR"))
@@ -207,14 +210,14 @@ def register(sio: socketio.AsyncServer, service: SessionService) -> None:
         session_id = _session_id(payload)
         session = service.sessions.get(session_id) or await service.get_session(session_id)
         response = service.sync_response(session)
-        await sio.emit("sync_response", response, to=sid)
+        await reply("sync_response", response, to=sid)
         return response
 
     @on("latency_probe")
     async def latency_probe(sid: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         timestamp = validation.finite(payload.get("timestamp"), "timestamp")
         response = {"clientTimestamp": timestamp, "serverTimestamp": clock.now_ms()}
-        await sio.emit("latency_response", response, to=sid)
+        await reply("latency_response", response, to=sid)
         return response
 
     @on("clock_sync")
@@ -222,7 +225,7 @@ def register(sio: socketio.AsyncServer, service: SessionService) -> None:
         t1 = clock.now_ms()
         t0 = validation.finite(payload.get("t0"), "t0")
         response = {"t0": t0, "t1": t1, "t2": clock.now_ms()}
-        await sio.emit("clock_sync", response, to=sid)
+        await reply("clock_sync", response, to=sid)
         return response
 
     @on("heartbeat")
@@ -230,7 +233,7 @@ def register(sio: socketio.AsyncServer, service: SessionService) -> None:
         raw = payload.get("timestamp")  # echoed: a number, or nothing (never what else came)
         timestamp = None if raw is None else validation.finite(raw, "timestamp")
         response = {"timestamp": timestamp, "serverTimestamp": clock.now_ms()}
-        await sio.emit("heartbeat_response", response, to=sid)
+        await reply("heartbeat_response", response, to=sid)
         return response
 
     @on("heartbeat_response")
