@@ -21,28 +21,46 @@ from .helpers.redis import redis_server  # noqa: F401  (a real redis-server per 
 
 ServerFactory = Callable[..., Awaitable[ServerRunner]]
 
-#: Groups that run one test at a time on one worker when the suite runs in parallel
-#: (``scripts/test`` runs two pytest-xdist workers): the gear bridges and the console's Gear
-#: dialog share the machine's Link session (a second Link peer is seen by the first); the
-#: page tests' browsers take both cores, and their timing checks (taps, clicks, beat spread)
-#: must not meet a second browser; the packaging tests share one frozen build.
-SERIAL_GROUPS = {
-    "actors": "gear",
-    "test_gear.py": "gear",
-    "web": "browser",
-    "packaging": "packaging",
-}
+#: Tests whose checks are measured in milliseconds of real time, against the machine's own
+#: clock: the gear bridges (Link phase, MIDI clock pulses), the console's Gear dialog (its Link
+#: peer is seen by the bridges' tests) and the page tests (browsers take both cores; taps,
+#: clicks and beat spread are timed). ``scripts/test`` runs them alone, one at a time
+#: (``--part timed``), after the rest on two workers (``--part untimed -n 2``): two at once,
+#: or a second worker's browser beside them, made them miss by 10-900 ms.
+TIMED = frozenset({"actors", "test_gear.py", "web"})
+#: The packaging tests share one frozen build: on one worker, so it is built once.
+PACKAGING = "packaging"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--part",
+        choices=("all", "timed", "untimed"),
+        default="all",
+        help="run only the real-time tests (timed), only the others (untimed), or all",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
+    part = config.getoption("--part")
     root = Path(__file__).parent
+    xdist = config.pluginmanager.hasplugin("xdist")
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         parts = item.path.relative_to(root).parts
-        group = next((SERIAL_GROUPS[p] for p in parts if p in SERIAL_GROUPS), None)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+        timed = any(p in TIMED for p in parts)
+        if part != "all" and timed != (part == "timed"):
+            dropped.append(item)
+            continue
+        kept.append(item)
+        if xdist and PACKAGING in parts:
+            item.add_marker(pytest.mark.xdist_group(PACKAGING))
+        elif xdist and timed:  # (a parallel run of everything keeps them on one worker)
+            item.add_marker(pytest.mark.xdist_group("timed"))
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest_asyncio.fixture
