@@ -1061,6 +1061,7 @@ class Session:
         self.segue = None
         notices = self._drop_cue(now_ms, "song")
         self.song = segue.song
+        notices += self._set_moves_on(segue.song.title)
         if segue.count_in_bars is not None:
             self.count_in_bars = segue.count_in_bars
         self.show = Show()
@@ -1074,6 +1075,16 @@ class Session:
             self._show_notice(now_ms, "segue"),
         ]
         return notices
+
+    def _set_moves_on(self, title: str) -> list[Notice]:
+        """The set's current song moves on to ``title`` when it is the set's next."""
+        setlist = self.setlist
+        following = setlist.next if setlist is not None else None
+        if setlist is None or following is None or following.title != title:
+            return []
+        index = 0 if setlist.current is None else setlist.current + 1
+        self.setlist = replace(setlist, current=index)
+        return [("setlist", {"sessionId": self.session_id, "setlist": self.setlist.to_wire()})]
 
     def _forget_calls(self, now_ms: float, reason: str) -> list[Notice]:
         """A stop, a seek or a new song ends the vamp and the calls waiting."""

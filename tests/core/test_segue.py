@@ -178,3 +178,18 @@ def test_called_just_before_the_end_it_still_follows_on_that_downbeat() -> None:
     assert s.timeline.segment_at(end + 1).tempo_bpm == 60.0
     conduct_until(s, asked, end + 5_000)
     assert s.song is not None and s.song.title == "Ballad"
+
+
+def test_the_set_moves_on_when_the_segue_is_its_next_song() -> None:
+    s = band()
+    setlist = {"songs": [{"title": "Jam"}, {"title": "Ballad"}, {"title": "Closer"}]}
+    do(s, "set_setlist", {"setlist": {**setlist, "current": 0}}, T0 + 1)
+    do(s, "set_song", {"song": {"title": "Jam"}}, T0 + 1)
+    do(s, "play", {"countInBars": 0}, T0 + 10)
+    do(s, "segue", {"song": NEXT, "at": "bar"}, START + 1_000)
+    landed = s.conduct(START + 10_000)
+    assert ("setlist" in dict(landed)) and s.setlist is not None and s.setlist.current == 1
+    # a song that is not the set's next leaves the set where it was
+    do(s, "segue", {"song": {**NEXT, "title": "Encore"}, "at": "bar"}, START + 11_000)
+    s.conduct(START + 20_000)
+    assert s.song is not None and s.song.title == "Encore" and s.setlist.current == 1
