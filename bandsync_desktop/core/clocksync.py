@@ -15,16 +15,30 @@ reported uncertainty. (Samples stop agreeing only if a clock broke the drift bou
 older ones are dropped.) Measured through an emulated busy Wi-Fi this halves the error of
 picking the single tightest sample (``docs/timing.md``). The follower page implements the
 same algorithm in JavaScript (``web/sync.js``).
+
+Crystals beyond the bound (a phone at 500 ppm moves 0.5 ms a second) would bias that middle
+by milliseconds, so the rate is measured too: the tightest sample of every ``SKEW_BUCKET_MS``
+is kept as an anchor for a few minutes, and every pair of anchors bounds the offset's rate of
+change (their offsets differ by at most the sum of their half round trips). The intersection
+of those bounds holds the true rate while it stays constant. Once it is known to within
+``DRIFT_BOUND``, or proves the rate beyond ``DRIFT_BOUND``, each sample's offset is carried
+forward at its middle, and ``DRIFT_BOUND`` bounds what is left. An empty intersection (a
+clock step, as when a phone's monotonic clock pauses in deep sleep), or one that asks for a
+rate beyond ``MAX_RATE``, starts the anchors again and keeps the rate until they know better.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 DRIFT_BOUND: Final = 100e-6  # ms of possible drift per ms of age (100 ppm, twice a bad crystal)
+SKEW_BUCKET_MS: Final = 2500.0  # one rate anchor (the tightest sample) per this long
+SKEW_ANCHORS: Final = 120  # anchors kept: five minutes of them
+MAX_RATE: Final = 2000e-6  # beyond this no crystal runs: a clock step, not a rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +73,60 @@ class Estimate:
     samples: int  # how many samples agreed
 
 
+def rate_interval(anchors: Sequence[SyncSample]) -> tuple[float, float]:
+    """``(lo, hi)``: the rates of change of the offset (ms per local ms) that every pair of
+    ``anchors`` allows; ``lo > hi`` when no constant rate explains them all."""
+    lo, hi = -math.inf, math.inf
+    for j in range(1, len(anchors)):
+        later = anchors[j]
+        for i in range(j):
+            earlier = anchors[i]
+            span = later.t3 - earlier.t3
+            if span <= 0:
+                continue
+            change = later.offset - earlier.offset
+            slack = (earlier.rtt + later.rtt) / 2.0
+            lo = max(lo, (change - slack) / span)
+            hi = min(hi, (change + slack) / span)
+    return lo, hi
+
+
 class OffsetEstimator:
     """Keeps the last ``window`` samples; estimates from the intersection of their intervals."""
 
     def __init__(self, window: int = 32) -> None:
         self._samples: deque[SyncSample] = deque(maxlen=window)
+        self._anchors: deque[SyncSample] = deque(maxlen=SKEW_ANCHORS)
+        self._skew = 0.0
+
+    @property
+    def skew(self) -> float:
+        """The offset's measured rate of change (ms per local ms; 0 until it is known)."""
+        return self._skew
 
     def add(self, sample: SyncSample) -> None:
         if sample.t3 < sample.t0 or sample.t2 < sample.t1:
             raise ValueError("a sample's times must not run backwards")
         self._samples.append(sample)
+        anchors = self._anchors
+        if anchors and anchors[-1].t3 // SKEW_BUCKET_MS == sample.t3 // SKEW_BUCKET_MS:
+            if sample.rtt < anchors[-1].rtt:
+                anchors[-1] = sample
+        else:
+            anchors.append(sample)
+        lo, hi = rate_interval(anchors)
+        if lo > hi or lo > MAX_RATE or hi < -MAX_RATE:
+            # A step (or a new rate): the history no longer applies. (A sample in flight when
+            # a phone's clock paused spans the step: its wide interval may still meet the
+            # others', but only at a rate no crystal has.)
+            anchors.clear()
+            anchors.append(sample)
+            lo, hi = -math.inf, math.inf
+        known = (hi - lo) / 2.0 <= DRIFT_BOUND or lo > DRIFT_BOUND or hi < -DRIFT_BOUND
+        # Not known yet: keep the last rate (0 at first; a step leaves a crystal's rate as it
+        # was), moved into what the anchors allow.
+        skew = (lo + hi) / 2.0 if known else min(max(self._skew, lo), hi)
+        self._skew = min(max(skew, -MAX_RATE), MAX_RATE)
 
     def __len__(self) -> int:
         return len(self._samples)
@@ -80,7 +138,8 @@ class OffsetEstimator:
         used = 0
         for sample in reversed(self._samples):
             bound = sample.bound_at(local_now)
-            new_lo, new_hi = max(lo, sample.offset - bound), min(hi, sample.offset + bound)
+            carried = sample.offset + self._skew * (local_now - sample.t3)
+            new_lo, new_hi = max(lo, carried - bound), min(hi, carried + bound)
             if new_lo > new_hi:
                 break  # this (older) sample disagrees with the newer ones: stop here
             lo, hi = new_lo, new_hi

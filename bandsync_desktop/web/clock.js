@@ -2,7 +2,7 @@
  * Clock sync: the clock_sync exchanges, their schedule and the sync reports to the console.
  */
 
-import { outputReport } from './audio.js';
+import { outputReport, rescheduleClicks } from './audio.js';
 import { core, state } from './state.js';
 import { updateConnection } from './view.js';
 
@@ -22,6 +22,9 @@ export const PERIODIC_GAP_MS = 0;
 export const REPORT_EVERY_MS = 5000;
 
 export const SYNC_TIMEOUT_MS = 3000;
+
+/** A clock estimate that moves by more than this re-places the clicks already scheduled. */
+export const RESCHEDULE_SHIFT_MS = 1;
 
 export function offsetNow() {
   return state.estimator.offset(performance.now());
@@ -48,11 +51,18 @@ export function onClockSync(reply) {
   } catch (err) {
     return;
   }
+  const before = offsetNow();
   pending.estimator.add(sample);
   if (pending.estimator === state.freshEstimator) {
     // The first answer after a reconnect replaces the old server's clock estimate.
     state.estimator = state.freshEstimator;
     state.freshEstimator = null;
+  }
+  const after = offsetNow();
+  if (before !== null && after !== null && Math.abs(after - before) > RESCHEDULE_SHIFT_MS) {
+    // The clock moved (the first answer after a sleep that stopped the phone's clock, or
+    // after a reconnect): the clicks already placed would sound off the beat.
+    rescheduleClicks();
   }
   state.syncSamples += 1;
   if (state.estimator.size === 1) {

@@ -9,7 +9,10 @@
  * The true offset lies within rtt/2 of a sample's estimate; that bound widens with the
  * sample's age at DRIFT_BOUND (100 ppm). Each sample is an interval offset ± bound holding the
  * truth; the estimate is the middle of the intersection of the newest samples that agree, its
- * half-width the uncertainty.
+ * half-width the uncertainty. The offset's rate is measured as in Python: the tightest sample of
+ * each SKEW_BUCKET_MS is an anchor, every pair of anchors bounds the rate, and once the
+ * intersection of those bounds pins it within DRIFT_BOUND (or proves it beyond), each sample's
+ * offset is carried forward at that rate.
  *
  * The timeline is the one of bandsync_desktop/core/timeline.py: a list of segments; the one
  * in force at server time t is the last whose startServerTime <= t (the first for earlier t).
@@ -29,6 +32,9 @@
   'use strict';
 
   const DRIFT_BOUND = 100e-6;
+  const SKEW_BUCKET_MS = 2500;
+  const SKEW_ANCHORS = 120;
+  const MAX_RATE = 2000e-6; // beyond this no crystal runs: a clock step, not a rate
   const SNAP = 1e-6;
   const MS_PER_MINUTE = 60000;
 
@@ -55,11 +61,34 @@
     return sample.rtt / 2 + Math.max(0, localNow - sample.t3) * DRIFT_BOUND;
   }
 
+  /** [lo, hi]: the offset's rates of change (ms per local ms) every pair of anchors allows. */
+  function rateInterval(anchors) {
+    let lo = -Infinity;
+    let hi = Infinity;
+    for (let j = 1; j < anchors.length; j += 1) {
+      const later = anchors[j];
+      for (let i = 0; i < j; i += 1) {
+        const earlier = anchors[i];
+        const span = later.t3 - earlier.t3;
+        if (span <= 0) {
+          continue;
+        }
+        const change = later.offset - earlier.offset;
+        const slack = (earlier.rtt + later.rtt) / 2;
+        lo = Math.max(lo, (change - slack) / span);
+        hi = Math.min(hi, (change + slack) / span);
+      }
+    }
+    return [lo, hi];
+  }
+
   /** Keeps the last `window` samples; estimates from the intersection of their intervals. */
   class OffsetEstimator {
     constructor(window = 32) {
       this.window = window;
       this.samples = [];
+      this.anchors = [];
+      this.skew = 0; // the offset's measured rate (ms per local ms; 0 until it is known)
     }
 
     add(sample) {
@@ -70,6 +99,30 @@
       if (this.samples.length > this.window) {
         this.samples.shift();
       }
+      const anchors = this.anchors;
+      const last = anchors[anchors.length - 1];
+      if (last && Math.floor(last.t3 / SKEW_BUCKET_MS) === Math.floor(sample.t3 / SKEW_BUCKET_MS)) {
+        if (sample.rtt < last.rtt) {
+          anchors[anchors.length - 1] = sample;
+        }
+      } else {
+        anchors.push(sample);
+        if (anchors.length > SKEW_ANCHORS) {
+          anchors.shift();
+        }
+      }
+      let [lo, hi] = rateInterval(anchors);
+      if (lo > hi || lo > MAX_RATE || hi < -MAX_RATE) {
+        // a step or a new rate: the history no longer applies (a sample in flight across a
+        // step may still meet the others, but only at a rate no crystal has)
+        this.anchors = [sample];
+        lo = -Infinity;
+        hi = Infinity;
+      }
+      const known = (hi - lo) / 2 <= DRIFT_BOUND || lo > DRIFT_BOUND || hi < -DRIFT_BOUND;
+      // not known yet: the last rate (0 at first; a step keeps it), within what anchors allow
+      const skew = known ? (lo + hi) / 2 : Math.min(Math.max(this.skew, lo), hi);
+      this.skew = Math.min(Math.max(skew, -MAX_RATE), MAX_RATE);
     }
 
     get size() {
@@ -85,8 +138,9 @@
       for (let i = this.samples.length - 1; i >= 0; i -= 1) {
         const sample = this.samples[i];
         const bound = boundAt(sample, localNow);
-        const newLo = Math.max(lo, sample.offset - bound);
-        const newHi = Math.min(hi, sample.offset + bound);
+        const carried = sample.offset + this.skew * (localNow - sample.t3);
+        const newLo = Math.max(lo, carried - bound);
+        const newHi = Math.min(hi, carried + bound);
         if (newLo > newHi) {
           break; // this older sample disagrees with the newer ones
         }
@@ -350,7 +404,7 @@
   }
 
   return Object.freeze({
-    DRIFT_BOUND, MS_PER_MINUTE, makeSample, boundAt, OffsetEstimator, barBeat,
+    DRIFT_BOUND, SKEW_BUCKET_MS, SKEW_ANCHORS, MAX_RATE, MS_PER_MINUTE, makeSample, boundAt, OffsetEstimator, barBeat,
     segmentFromWire, timeOfBeat, Timeline,
   });
 });

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from bandsync_desktop.config import Settings
 from bandsync_desktop.server.app import ServerRunner, create_app
 from tests.helpers.clients import Recorder, assert_tracks_server_clock
-from tests.helpers.engines import BrowserPool, Engine, Page, has_audio_output, missing_reason
+from tests.helpers.engines import Engine, Page, has_audio_output, missing_reason
 
 pytestmark = pytest.mark.asyncio
 
@@ -29,34 +27,6 @@ SYNCED = (
 )
 #: Firefox and WebKit load the page more slowly than Chromium, more so on a shared 2-core box.
 LOAD_S = 15.0
-
-
-@pytest.fixture(scope="module")
-def browser_pool() -> Iterator[BrowserPool]:
-    pool = BrowserPool()
-    yield pool
-    pool.close()
-
-
-@pytest_asyncio.fixture(
-    params=[
-        pytest.param("chromium", marks=pytest.mark.browser),
-        pytest.param("firefox", marks=pytest.mark.firefox),
-        pytest.param("webkit", marks=pytest.mark.webkit),
-    ]
-)
-async def engine(
-    request: pytest.FixtureRequest, browser_pool: BrowserPool
-) -> AsyncIterator[Engine]:
-    name: str = request.param
-    reason = missing_reason(name)
-    if reason is not None:
-        pytest.skip(reason)
-    pages = Engine(name, browser_pool)
-    try:
-        yield pages
-    finally:
-        await pages.close()
 
 
 async def open_page(engine: Engine, url: str, *, wait: str | None = SYNCED) -> Page:
