@@ -23,11 +23,27 @@ ServerFactory = Callable[..., Awaitable[ServerRunner]]
 
 #: Tests whose checks are measured in milliseconds of real time, against the machine's own
 #: clock: the gear bridges (Link phase, MIDI clock pulses), the console's Gear dialog (its Link
-#: peer is seen by the bridges' tests) and the page tests (browsers take both cores; taps,
-#: clicks and beat spread are timed). ``scripts/test`` runs them alone, one at a time
-#: (``--part timed``), after the rest on two workers (``--part untimed -n 2``): two at once,
-#: or a second worker's browser beside them, made them miss by 10-900 ms.
-TIMED = frozenset({"actors", "test_gear.py", "web"})
+#: peer is seen by the bridges' tests) and the page tests that time what they see or hear
+#: (taps, clicks, beat spread, a banner or a section on its bar, relocking). ``scripts/test``
+#: runs them alone, one at a time (``--part timed``), after the rest on two workers (``--part
+#: untimed -n 2``): two at once, or a second worker's browser beside them, made them miss by
+#: 10-900 ms. The layout tests (geometry after an animation frame), the routes and the node
+#: checks are untimed.
+TIMED = frozenset(
+    {
+        "actors",
+        "test_gear.py",
+        "test_calibration.py",
+        "test_comforts.py",
+        "test_cue_page.py",
+        "test_engines.py",
+        "test_follower_page.py",
+        "test_form_page.py",
+        "test_resume.py",
+        "test_setlist_page.py",
+        "test_wifi_emulator.py",
+    }
+)
 #: The packaging tests share one frozen build: on one worker, so it is built once.
 PACKAGING = "packaging"
 
