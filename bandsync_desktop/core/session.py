@@ -991,10 +991,13 @@ class Session:
         count-in, at its tempo and meter, from its top. ``song=None`` takes a segue back."""
         self._require_leader(actor)
         if song is None:
-            if self.segue is None:
+            segue = self.segue
+            if segue is None:
                 return []
-            if self.segue.at_ms is not None:
-                self.timeline = self.timeline.before(self.segue.at_ms)
+            if segue.at_ms is not None:
+                self.timeline = self.timeline.before(segue.at_ms)
+            elif segue.bar is not None and self.show.call == Call("end", segue.bar):
+                self.show = replace(self.show, call=None)  # its end goes too: the song plays on
             self.segue = None
             self._changed(now_ms)
             return [self._show_notice(now_ms, "segue")]

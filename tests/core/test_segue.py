@@ -193,3 +193,14 @@ def test_the_set_moves_on_when_the_segue_is_its_next_song() -> None:
     do(s, "segue", {"song": {**NEXT, "title": "Encore"}, "at": "bar"}, START + 11_000)
     s.conduct(START + 20_000)
     assert s.song is not None and s.song.title == "Encore" and s.setlist.current == 1
+
+
+def test_taking_back_a_segue_at_the_sections_end_takes_its_end_back_too() -> None:
+    s = playing_form()
+    conduct_until(s, T0 + 10, START + 4_500)  # bar 3, the verse's first
+    do(s, "segue", {"song": NEXT, "at": "section"}, START + 4_500)
+    do(s, "segue", {"song": None}, START + 5_000)
+    assert s.segue is None and s.show.call is None
+    heard: list = []
+    conduct_until(s, START + 5_000, START + 14_000, heard)
+    assert bars(heard)[:5] == [3, 4, 5, 6, 7]  # on into the bridge: nothing ended
