@@ -253,17 +253,28 @@ def test_the_page_reads_only_a_well_formed_form_and_show() -> None:
 #: Records every change the page makes to the strip, as it makes it (a MutationObserver runs
 #: right after the frame that drew it): the section lit, the frame it was lit in and the one
 #: before, with the page's own bar at both, and what the hook says.
+# ``beforeBar`` is the bar of the frame before, sampled then: read afterwards from the
+# timeline at ``before``, it failed when the snapshot of a jump's landing had already come
+# (the server prunes what is past: the timeline then starts at the jump and gave bar 0).
 RECORD = """(() => {
   const box = document.getElementById('song-form');
   window.formLog = [];
   const num = (v) => (v === undefined || v === '' ? null : Number(v));
+  // each frame, after the page's own (its callback was asked for first): the bar it drew
+  let lastBar = null;
+  const sample = () => {
+    const bb = bandsync.barBeat();
+    lastBar = bb ? bb.bar : null;
+    requestAnimationFrame(sample);
+  };
+  requestAnimationFrame(sample);
   const note = () => {
     const since = num(box.dataset.since), before = num(box.dataset.before);
     const last = window.formLog[window.formLog.length - 1];
     const info = bandsync.form();
     const entry = {section: num(box.dataset.section), since, before,
       sinceBar: since === null ? null : bandsync.barBeat(since).bar,
-      beforeBar: before === null ? null : bandsync.barBeat(before).bar,
+      beforeBar: before === null ? null : lastBar,
       coming: info.coming, vamp: info.vamp, left: info.timeLeftS, hidden: box.hidden,
       comingHidden: document.getElementById('form-coming').hidden,
       now: bandsync.serverNow(), playing: bandsync.isPlaying};
