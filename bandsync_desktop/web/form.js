@@ -152,6 +152,18 @@ export function comingPhase(call, bar, now) {
   return { phase: 'pending', bars: call.bar - bar };
 }
 
+/**
+ * The section whose chip wears the VAMP badge at server time `now`: the show's vamp, until a
+ * jump out of it that is on the timeline reaches its instant (the server drops the vamp with
+ * its next snapshot, up to a conductor step later; the band has left the section already).
+ */
+export function vampShown(show, now) {
+  const call = show.call;
+  const jumped = call !== null && call.kind === 'jump' && call.atServerTime !== null &&
+    Number.isFinite(now) && now >= call.atServerTime;
+  return jumped ? null : show.vamp;
+}
+
 /** What the strip says of a pending call: "→ BRIDGE" / "END" and " · in 2 bars". */
 export function comingTexts(call, bars) {
   const text = call.kind === 'end' ? 'END' : '\u2192 ' + call.name.toUpperCase();
@@ -321,14 +333,15 @@ export function renderForm(snapshot, timeline, now) {
   }
   lastNow = now;
   const show = readShow(snapshot.show, form);
-  if (show.vamp !== shown.vamp) {
+  const vamp = vampShown(show, now);
+  if (vamp !== shown.vamp) {
     if (shown.vamp !== null && chips[shown.vamp]) {
       setVamp(chips[shown.vamp], false);
     }
-    if (show.vamp !== null) {
-      setVamp(chips[show.vamp], true);
+    if (vamp !== null) {
+      setVamp(chips[vamp], true);
     }
-    shown.vamp = show.vamp;
+    shown.vamp = vamp;
     shown.width = -1;
   }
   const phase = comingPhase(show.call, bb.bar, now);
@@ -368,7 +381,7 @@ export function renderForm(snapshot, timeline, now) {
     section: index,
     sectionName: form.sections[index].name,
     coming: comingLine,
-    vamp: show.vamp,
+    vamp,
     timeLeftS: Math.max(0, Math.ceil(leftMs / 1000 - 1e-6)),
   });
   return leftMs;

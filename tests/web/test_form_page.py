@@ -65,7 +65,8 @@ if (request.sections !== undefined) {
       const show = form.readShow({ vamp: 1, call }, read);
       const phase = form.comingPhase(show.call, bar, now);
       const texts = phase.phase === 'pending' ? form.comingTexts(show.call, phase.bars) : null;
-      return { vamp: show.vamp, call: show.call, phase, line: texts && texts.text + texts.count };
+      return { vamp: show.vamp, shownVamp: form.vampShown(show, now), call: show.call, phase,
+        line: texts && texts.text + texts.count };
     });
   }
 }
@@ -190,6 +191,11 @@ def test_a_call_counts_down_in_bars_and_is_gone_from_its_downbeat() -> None:
     assert lines[10] == "→ OUTRO · in 5 bars"  # the name is the form's, by the section's index
     assert result["calls"][0]["vamp"] == 1
     assert result["calls"][0]["phase"] == {"phase": "pending", "bars": 3}
+    # the VAMP badge goes at a jump's instant on the page's own clock, not a snapshot later
+    shown = [answer["shownVamp"] for answer in result["calls"]]
+    assert shown[:8] == [1] * 8  # a jump before its instant, an end: still vamping
+    assert shown[8] is None and shown[9] == 1  # at / just before the jump's instant
+    assert shown[10] == 1  # a jump not on the timeline yet: by the server's word
 
 
 @needs_node
