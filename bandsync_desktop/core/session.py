@@ -818,17 +818,7 @@ class Session:
         notices += self._forget_calls(now_ms, "song")
         notices += self._pause_now(now_ms)
         at = self.timeline.effective_time(now_ms, "now")
-        timeline = self.timeline.sought(at, 0.0)
-        form = song.form if song is not None else None
-        if form is not None:  # the first section's tempo and meter, unless the song says
-            first = form.sections[0]
-            tempo_bpm = first.tempo_bpm if tempo_bpm is None else tempo_bpm
-            meter = (first.beats_per_bar, first.beat_unit) if meter is None else meter
-        if tempo_bpm is not None:
-            timeline = timeline.with_tempo(at, tempo_bpm)
-        if meter is not None:
-            timeline = timeline.with_meter(at, *meter)
-        self.timeline = timeline
+        self.timeline = _song_top(self.timeline, at, song, tempo_bpm, meter)
         if count_in_bars is not None:
             self.count_in_bars = count_in_bars
         self.song = song
@@ -924,9 +914,7 @@ class Session:
         show = self.show
         if show.placed is not None and show.placed_at is not None and show.placed_at > t_ms:
             waiting = show.call or show.placed
-            self.show = replace(
-                show, call=waiting, placed=None, placed_at=None, vamp_ends_at=None
-            )
+            self.show = replace(show, call=waiting, placed=None, placed_at=None, vamp_ends_at=None)
 
     def _place(self, now_ms: float) -> bool:
         """Put on the timeline what the form and the calls bring within the conductor's
@@ -1036,17 +1024,9 @@ class Session:
         """From ``at_ms``, a downbeat, the timeline is the next song's: its top, its tempo and
         meter (its first section's, unless the call said), its count-in, playing."""
         bar = conductor.song_bar_at(self.timeline, at_ms)
-        timeline = self.timeline.paused(at_ms).sought(at_ms, 0.0)
+        paused = self.timeline.paused(at_ms)
+        timeline = _song_top(paused, at_ms, segue.song, segue.tempo_bpm, segue.meter)
         form = segue.song.form
-        tempo, meter = segue.tempo_bpm, segue.meter
-        if form is not None:
-            first = form.sections[0]
-            tempo = first.tempo_bpm if tempo is None else tempo
-            meter = (first.beats_per_bar, first.beat_unit) if meter is None else meter
-        if tempo is not None:
-            timeline = timeline.with_tempo(at_ms, tempo)
-        if meter is not None:
-            timeline = timeline.with_meter(at_ms, *meter)
         bars = self.count_in_bars if segue.count_in_bars is None else segue.count_in_bars
         timeline = timeline.played(at_ms, bars * timeline.latest.beats_per_bar)
         if form is not None:
@@ -1360,6 +1340,28 @@ def carried_over(previous: Session, now_ms: float) -> Session:
         last_activity=now_ms,
         cue_seq=previous.cue_seq,  # no cue: its bar was on the stopped server's timeline
     )
+
+
+def _song_top(
+    timeline: Timeline,
+    at_ms: float,
+    song: Song | None,
+    tempo_bpm: float | None,
+    meter: tuple[int, int] | None,
+) -> Timeline:
+    """``timeline`` from ``at_ms`` at the top of ``song``, at ``tempo_bpm`` and ``meter`` where
+    given, else its form's first section's (else as it was)."""
+    timeline = timeline.sought(at_ms, 0.0)
+    form = song.form if song is not None else None
+    if form is not None:
+        first = form.sections[0]
+        tempo_bpm = first.tempo_bpm if tempo_bpm is None else tempo_bpm
+        meter = (first.beats_per_bar, first.beat_unit) if meter is None else meter
+    if tempo_bpm is not None:
+        timeline = timeline.with_tempo(at_ms, tempo_bpm)
+    if meter is not None:
+        timeline = timeline.with_meter(at_ms, *meter)
+    return timeline
 
 
 def _section_index(form: SongMap, section: int | str | None) -> int:
