@@ -30,3 +30,28 @@ def run_check(script: Path, request: Any) -> Any:
         check=True,
     )
     return json.loads(done.stdout)
+
+
+#: What every module check starts with: the served module named on the command line is
+#: ``mod`` (imported as the page imports it, from its source), the JSON on stdin ``request``.
+_MODULE_PRELUDE = r"""
+import { readFileSync } from 'node:fs';
+const source = readFileSync(process.argv[1], 'utf8');
+const mod = await import('data:text/javascript;base64,' + Buffer.from(source).toString('base64'));
+const request = JSON.parse(readFileSync(0, 'utf8'));
+"""
+
+
+def run_module(module: str, body: str, request: Any) -> Any:
+    """Run ``body`` under node with the page's module ``module`` (a file of the web root) as
+    ``mod`` and ``request`` as ``request``; its JSON answer (written to stdout)."""
+    assert NODE is not None
+    done = subprocess.run(
+        [NODE, "--input-type=module", "-e", _MODULE_PRELUDE + body, str(WEB_ROOT / module)],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return json.loads(done.stdout)

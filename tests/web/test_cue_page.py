@@ -13,9 +13,7 @@ of the controls (the player's and a leading phone's) and keeps the page one scre
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +21,7 @@ import pytest
 
 from bandsync_desktop.core.session import Cue, cue_phase
 from bandsync_desktop.core.timeline import Segment, Timeline
-from bandsync_desktop.server.web import WEB_ROOT
-from tests.helpers.node import NODE, needs_node
+from tests.helpers.node import needs_node, run_module
 
 from .test_follower_page import Page, command, leader_of
 from .test_page_layout import (
@@ -43,10 +40,7 @@ PHONE = (390, 844)
 # -- the pure part, under node -------------------------------------------------------------
 
 NODE_CHECK = r"""
-import { readFileSync } from 'node:fs';
-const source = readFileSync(process.argv[1], 'utf8');
-const cue = await import('data:text/javascript;base64,' + Buffer.from(source).toString('base64'));
-const request = JSON.parse(readFileSync(0, 'utf8'));
+const cue = mod;
 const answers = request.cases.map(([raw, bar]) => {
   const read = cue.readCue(raw);
   const state = cue.cuePhase(read, bar);
@@ -58,16 +52,7 @@ process.stdout.write(JSON.stringify({ answers, lengths, max: cue.CUE_TEXT_MAX })
 
 
 def run_node(cases: list[list[Any]], texts: list[str]) -> dict[str, Any]:
-    assert NODE is not None
-    done = subprocess.run(
-        [NODE, "--input-type=module", "-e", NODE_CHECK, str(WEB_ROOT / "cue.js")],
-        input=json.dumps({"cases": cases, "texts": texts}),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    answer: dict[str, Any] = json.loads(done.stdout)
+    answer: dict[str, Any] = run_module("cue.js", NODE_CHECK, {"cases": cases, "texts": texts})
     return answer
 
 

@@ -17,15 +17,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bandsync_desktop.core.song import SongMap
-from bandsync_desktop.server.web import WEB_ROOT
-from tests.helpers.node import NODE, needs_node
+from tests.helpers.node import needs_node, run_module
 
 from .test_cue_page import rects_overlap
 from .test_follower_page import Page, command, leader_of
@@ -45,10 +43,7 @@ PHONE = (390, 844)
 # -- the pure part, under node -------------------------------------------------------------
 
 NODE_CHECK = r"""
-import { readFileSync } from 'node:fs';
-const source = readFileSync(process.argv[1], 'utf8');
-const form = await import('data:text/javascript;base64,' + Buffer.from(source).toString('base64'));
-const request = JSON.parse(readFileSync(0, 'utf8'));
+const form = mod;
 const out = {};
 if (request.sections !== undefined) {
   const read = form.readForm(request.sections);
@@ -85,16 +80,7 @@ process.stdout.write(JSON.stringify(out));
 
 
 def run_node(request: dict[str, Any]) -> dict[str, Any]:
-    assert NODE is not None
-    done = subprocess.run(
-        [NODE, "--input-type=module", "-e", NODE_CHECK, str(WEB_ROOT / "form.js")],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    answer: dict[str, Any] = json.loads(done.stdout)
+    answer: dict[str, Any] = run_module("form.js", NODE_CHECK, request)
     return answer
 
 

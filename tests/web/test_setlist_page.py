@@ -14,16 +14,13 @@ line on screen and the page still one screen, with a song, its form, a message a
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bandsync_desktop.server.web import WEB_ROOT
-from tests.helpers.node import NODE, needs_node
+from tests.helpers.node import needs_node, run_module
 
 from .test_cue_page import rects_overlap
 from .test_follower_page import Page, command, leader_of
@@ -40,10 +37,7 @@ from .test_page_layout import (
 PHONE = (390, 844)
 
 NODE_CHECK = r"""
-import { readFileSync } from 'node:fs';
-const source = readFileSync(process.argv[1], 'utf8');
-const set = await import('data:text/javascript;base64,' + Buffer.from(source).toString('base64'));
-const request = JSON.parse(readFileSync(0, 'utf8'));
+const set = mod;
 const out = { read: [], lines: [] };
 for (const raw of request.read) {
   out.read.push(set.readSetlist(raw));
@@ -59,16 +53,7 @@ process.stdout.write(JSON.stringify(out));
 
 
 def run_node(request: dict[str, Any]) -> dict[str, Any]:
-    assert NODE is not None
-    done = subprocess.run(
-        [NODE, "--input-type=module", "-e", NODE_CHECK, str(WEB_ROOT / "setlist.js")],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    answer: dict[str, Any] = json.loads(done.stdout)
+    answer: dict[str, Any] = run_module("setlist.js", NODE_CHECK, request)
     return answer
 
 
@@ -335,10 +320,7 @@ async def test_the_line_is_on_screen_with_the_form_a_message_and_a_cue(
 
 
 SEGUE_CHECK = r"""
-import { readFileSync } from 'node:fs';
-const source = readFileSync(process.argv[1], 'utf8');
-const set = await import('data:text/javascript;base64,' + Buffer.from(source).toString('base64'));
-const request = JSON.parse(readFileSync(0, 'utf8'));
+const set = mod;
 process.stdout.write(JSON.stringify(request.map(([raw, bar, now]) => {
   const segue = set.readSegue(raw);
   return segue && set.segueText(segue, bar, now);
@@ -348,7 +330,6 @@ process.stdout.write(JSON.stringify(request.map(([raw, bar, now]) => {
 
 @needs_node
 def test_a_segue_counts_down_its_bars_then_says_now() -> None:
-    assert NODE is not None
     segue = {"title": "Ballad", "at": "end", "bar": 11, "atServerTime": 5000.0}
     cases = [
         (segue, 9, 1000.0),
@@ -359,15 +340,7 @@ def test_a_segue_counts_down_its_bars_then_says_now() -> None:
         ({"title": "", "bar": 3}, 1, 0.0),
         ("Ballad", 1, 0.0),
     ]
-    done = subprocess.run(
-        [NODE, "--input-type=module", "-e", SEGUE_CHECK, str(WEB_ROOT / "setlist.js")],
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    out = json.loads(done.stdout)
+    out = run_module("setlist.js", SEGUE_CHECK, cases)
     assert [o and o["facts"] for o in out] == [
         "in 2 bars",
         "in 1 bar",
