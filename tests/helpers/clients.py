@@ -143,3 +143,26 @@ async def assert_tracks_server_clock(page: PageScript, server: Any, slack_ms: fl
     estimate = await page.js("bandsync.serverNow()")
     after = clock.now_ms()
     assert before - slack_ms <= estimate <= after + slack_ms, (before, estimate, after)
+
+
+async def joined_phone(
+    url: str,
+    name: str,
+    made: list[Recorder],
+    *,
+    hears: tuple[str, ...] = (),
+    session: str = "gig",
+    **join: Any,
+) -> Recorder:
+    """A real client connected to ``url`` and joined to ``session`` as ``name`` (``join``: more
+    of the join's payload), its first snapshot in; it records ``hears`` too (events the shared
+    list leaves out) and is added to ``made``, for the caller to close."""
+    client = Recorder(url, name)
+    for event in hears:
+        client.sio.on(event, client._recorder(event))
+    await client.connect()
+    made.append(client)
+    snapshot = client.next("snapshot")
+    await expect_ok(client, "join_session", {"sessionId": session, "displayName": name, **join})
+    await asyncio.wait_for(snapshot, 5)
+    return client

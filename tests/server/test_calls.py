@@ -19,7 +19,7 @@ from bandsync_desktop.core.conductor import song_bar_at
 from bandsync_desktop.core.timeline import Timeline
 from bandsync_desktop.server.app import ServerRunner
 
-from ..helpers.clients import Recorder, expect_ok, expect_refused
+from ..helpers.clients import Recorder, expect_ok, expect_refused, joined_phone
 
 pytestmark = pytest.mark.asyncio
 
@@ -39,18 +39,8 @@ async def phones(start_server: Any) -> AsyncIterator[tuple[ServerRunner, Phones]
     made: list[Recorder] = []
 
     async def phone(name: str, **join: Any) -> Recorder:
-        client = Recorder(server.url, name)
-        client.sio.on("show", client._recorder("show"))
-        await client.connect()
-        made.append(client)
-        snapshot = client.next("snapshot")
-        await expect_ok(
-            client,
-            "join_session",
-            {"sessionId": "gig", "displayName": name, "capabilities": ["timeline"], **join},
-        )
-        await asyncio.wait_for(snapshot, 5)
-        return client
+        join = {"capabilities": ["timeline"], **join}
+        return await joined_phone(server.url, name, made, hears=("show",), **join)
 
     yield server, phone
     for client in made:

@@ -20,7 +20,7 @@ from bandsync_desktop.core.errors import BandSyncError
 from bandsync_desktop.core.session import Session, cue_phase
 from bandsync_desktop.server.app import ServerRunner
 
-from ..helpers.clients import Recorder, expect_ok, expect_refused
+from ..helpers.clients import Recorder, expect_ok, expect_refused, joined_phone
 from ..helpers.protocol import SNAPSHOT_FIELDS
 
 pytestmark = pytest.mark.asyncio
@@ -32,12 +32,6 @@ CUE_FIELDS = {"id", "text", "atBar", "atBeat", "atServerTime", "holdBars"}
 Phones = Callable[..., Awaitable[Recorder]]
 
 
-def hears_cues(client: Recorder) -> Recorder:
-    """Record ``cue`` notices too (the shared recorder lists the events tests had before)."""
-    client.sio.on("cue", client._recorder("cue"))
-    return client
-
-
 @pytest_asyncio.fixture
 async def phones(start_server: Any) -> AsyncIterator[tuple[ServerRunner, Phones]]:
     """A band-session server and ``phone(name, session, **join)``: a joined real client."""
@@ -45,13 +39,7 @@ async def phones(start_server: Any) -> AsyncIterator[tuple[ServerRunner, Phones]
     made: list[Recorder] = []
 
     async def phone(name: str, session: str = "gig", **join: Any) -> Recorder:
-        client = hears_cues(Recorder(server.url, name))
-        await client.connect()
-        made.append(client)
-        snapshot = client.next("snapshot")
-        await expect_ok(client, "join_session", {"sessionId": session, "displayName": name, **join})
-        await asyncio.wait_for(snapshot, 5)
-        return client
+        return await joined_phone(server.url, name, made, hears=("cue",), session=session, **join)
 
     yield server, phone
     for client in made:

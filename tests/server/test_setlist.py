@@ -20,7 +20,7 @@ from bandsync_desktop.core.stageset import SET_SONGS_MAX
 from bandsync_desktop.core.validation import TITLE_MAX
 from bandsync_desktop.server.app import ServerRunner
 
-from ..helpers.clients import Recorder, expect_ok, expect_refused
+from ..helpers.clients import Recorder, expect_ok, expect_refused, joined_phone
 
 pytestmark = pytest.mark.asyncio
 
@@ -42,14 +42,7 @@ async def phones(start_server: Any) -> AsyncIterator[tuple[ServerRunner, Phones]
     made: list[Recorder] = []
 
     async def phone(name: str, **join: Any) -> Recorder:
-        client = Recorder(server.url, name)
-        client.sio.on("setlist", client._recorder("setlist"))
-        await client.connect()
-        made.append(client)
-        snapshot = client.next("snapshot")
-        await expect_ok(client, "join_session", {"sessionId": "gig", "displayName": name, **join})
-        await asyncio.wait_for(snapshot, 5)
-        return client
+        return await joined_phone(server.url, name, made, hears=("setlist",), **join)
 
     yield server, phone
     for client in made:
