@@ -18,11 +18,11 @@ NODE = shutil.which("node")
 needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
 
-def run_check(script: Path, request: Any) -> Any:
-    """Run ``script`` (given the served web root) with ``request`` as JSON; its JSON answer."""
+def _answer(args: list[str], request: Any) -> Any:
+    """node with ``args``, ``request`` as JSON on stdin; the JSON it writes to stdout."""
     assert NODE is not None
     done = subprocess.run(
-        [NODE, str(script), str(WEB_ROOT)],
+        [NODE, *args],
         input=json.dumps(request),
         capture_output=True,
         text=True,
@@ -30,6 +30,11 @@ def run_check(script: Path, request: Any) -> Any:
         check=True,
     )
     return json.loads(done.stdout)
+
+
+def run_check(script: Path, request: Any) -> Any:
+    """Run ``script`` (given the served web root) with ``request`` as JSON; its JSON answer."""
+    return _answer([str(script), str(WEB_ROOT)], request)
 
 
 #: What every module check starts with: the served module named on the command line is
@@ -45,13 +50,6 @@ const request = JSON.parse(readFileSync(0, 'utf8'));
 def run_module(module: str, body: str, request: Any) -> Any:
     """Run ``body`` under node with the page's module ``module`` (a file of the web root) as
     ``mod`` and ``request`` as ``request``; its JSON answer (written to stdout)."""
-    assert NODE is not None
-    done = subprocess.run(
-        [NODE, "--input-type=module", "-e", _MODULE_PRELUDE + body, str(WEB_ROOT / module)],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
+    return _answer(
+        ["--input-type=module", "-e", _MODULE_PRELUDE + body, str(WEB_ROOT / module)], request
     )
-    return json.loads(done.stdout)
