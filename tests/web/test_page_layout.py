@@ -22,6 +22,9 @@ from typing import Any
 
 import pytest
 
+from bandsync_desktop.config import Settings
+from bandsync_desktop.server.app import ServerRunner, create_app
+from bandsync_desktop.server.storage.memory import MemoryStore
 from tests.helpers.clients import Recorder
 
 from .test_follower_page import SYNCED, Page, command, leader_of
@@ -245,6 +248,16 @@ async def test_page_fits_one_screen_in_every_state(browser, server, viewport):
         assert_fits_one_screen(playing, "playing")
         assert_on_screen(playing, "#barbeat", "#message", "#chart-box")
 
+        # a tempo change while playing: the new tempo shows, nothing moves off the screen
+        await command(leader, "set_tempo", tempo=132)
+        await page.wait("bandsync.tempoBpm === 132", timeout=3)
+        await page.page.wait_for_timeout(100)
+        changed = await geometry(page)
+        assert changed["playState"] == "Playing"
+        assert "132" in await page.text("#tempo")
+        assert_fits_one_screen(changed, "tempo change")
+        assert_on_screen(changed, "#barbeat", "#message", "#chart-box")
+
         await command(leader, "pause")
         await page.wait("!bandsync.isPlaying")
         await page.page.wait_for_timeout(100)
@@ -342,7 +355,8 @@ async def test_screenshots(browser, server, viewport):
 
 
 async def test_offline_notice_is_in_view_and_the_page_keeps_time(browser, start_server, viewport):
-    server = await start_server()
+    store = MemoryStore()  # kept by the restart below, as Redis would keep it
+    server = await start_server(store=store)
     # the leader's client must not retry (and leak its HTTP session) once the server is gone
     leader = Recorder(server.url, "leader", reconnection=False)
     await leader.connect()
@@ -384,6 +398,27 @@ async def test_offline_notice_is_in_view_and_the_page_keeps_time(browser, start_
         assert banner_after < 3
         assert_fits_one_screen(geo, "offline")
         await snap(page, viewport, "offline")
+
+        # the server comes back on the same store (no Redis here: the leader's drop paused
+        # the song, as a leader leaving does): the notice goes, the page holds its place
+        again = ServerRunner(create_app(Settings(host="127.0.0.1", port=server.port), store=store))
+        await again.start("127.0.0.1", server.port)
+        try:
+            await page.wait(
+                "bandsync.connected && bandsync.lockedIn && !bandsync.offline"
+                " && document.getElementById('banner').hidden",
+                timeout=10,
+            )
+            await page.page.wait_for_timeout(300)
+            back = await geometry(page)
+            assert back["playState"] == "Paused", back["playState"]
+            assert_fits_one_screen(back, "rejoined")
+            assert_on_screen(back, "#barbeat", "#chart-box")
+            line, chart = back["line"], back["chart"]
+            assert chart["top"] - 1 <= line["top"] and line["bottom"] <= chart["bottom"] + 1
+            await snap(page, viewport, "rejoined")
+        finally:
+            await again.stop()
         assert page.errors == []
     finally:
         await leader.close()
