@@ -230,6 +230,7 @@ async def test_page_fits_one_screen_in_every_state(browser, server, viewport):
         assert_on_screen(waiting, "#message", "#chart-box", "#barbeat")
         # the chart box takes the height that is left: at least three lines of it
         assert waiting["chartBox"]["height"] >= 3 * 1.5 * 16, waiting["chartBox"]
+        await snap(page, viewport, "waiting")
 
         await command(leader, "play")  # 2 bars of count-in at 120 BPM: 4 s
         await page.wait("bandsync.countingIn", timeout=3)
@@ -257,6 +258,7 @@ async def test_page_fits_one_screen_in_every_state(browser, server, viewport):
         assert "132" in await page.text("#tempo")
         assert_fits_one_screen(changed, "tempo change")
         assert_on_screen(changed, "#barbeat", "#message", "#chart-box")
+        await snap(page, viewport, "tempo")
 
         await command(leader, "pause")
         await page.wait("!bandsync.isPlaying")
@@ -264,6 +266,7 @@ async def test_page_fits_one_screen_in_every_state(browser, server, viewport):
         paused = await geometry(page)
         assert paused["playState"] == "Paused"  # not "Stopped": the song holds its place
         assert_fits_one_screen(paused, "paused")
+        await snap(page, viewport, "paused")
 
         # a late joiner waits for the next bar behind a "–:–" no larger than the count-in
         await command(leader, "set_tempo", tempo=30)  # a bar lasts 8 s
