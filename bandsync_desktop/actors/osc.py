@@ -163,11 +163,11 @@ def next_beat(timeline: Timeline, after_ms: float) -> Beat | None:
         bpb = segment.beats_per_bar
         count_end = min(end, segment.anchor_ms)
         if lo < count_end:
-            n = math.ceil((lo - segment.anchor_ms) / beat_ms - _SNAP)
-            at = segment.anchor_ms + n * beat_ms
+            n = math.ceil((lo - segment.anchor_ms - segment.anchor_lo_ms) / beat_ms - _SNAP)
+            at = segment.anchor_ms + (segment.anchor_lo_ms + n * beat_ms)
             if at <= after_ms:
                 n += 1
-                at = segment.anchor_ms + n * beat_ms
+                at = segment.anchor_ms + (segment.anchor_lo_ms + n * beat_ms)
             if n < 0 and at < count_end:
                 return Beat(
                     at_ms=at,

@@ -14,6 +14,15 @@ superseded before "now" are pruned, so the list is one segment plus any pending 
 Position is song time in milliseconds: it advances 1:1 with server time while playing and is
 independent of tempo. Beat is the musical count: it advances at ``tempo_bpm``; bar and beat in
 bar derive from it and the meter (beat 0 is the first beat of bar 1).
+
+Server times are epoch milliseconds in doubles: one ulp there is 0.24 µs. A change placed on a
+beat is asked for at that beat's instant rounded to a double; anchoring the new segment at the
+rounded instant would add up to half an ulp per change, a random walk over a long set. So an
+anchor is a double-double, ``anchor_ms + anchor_lo_ms``: the low part is what the rounding left
+over (computed error-free when the change is placed), carried into every beat and time the
+segment computes and into the next anchor. The error at any instant is then one rounding, not
+one per change. Position, start and the count-in test (``t < anchor_ms``) use the high part
+alone: they compare instants, where a sub-ulp part means nothing.
 """
 
 from __future__ import annotations
@@ -54,6 +63,7 @@ class Segment:
     beat_unit: int
     ramp_to_bpm: float | None = None
     ramp_beats: float = 0.0
+    anchor_lo_ms: float = 0.0  # the anchor instant's low part (module docstring)
 
     @property
     def beat_ms(self) -> float:
@@ -110,7 +120,8 @@ class Segment:
     def beat_at(self, t_ms: float) -> float:
         if not self.playing:
             return self.beat
-        elapsed = t_ms - self.anchor_ms
+        # (t - anchor_ms is exact for two close instants, Sterbenz: the low part is not lost)
+        elapsed = t_ms - self.anchor_ms - self.anchor_lo_ms
         if elapsed <= 0.0 or not self.ramps:
             return self.beat + elapsed / self.beat_ms
         ramp_ms = self.ramp_ms
@@ -123,17 +134,28 @@ class Segment:
 
     def time_of_beat(self, beat: float) -> float:
         """Server time at which this (playing) segment reaches ``beat``."""
+        return self.anchor_ms + self._after_anchor(beat)
+
+    def _after_anchor(self, beat: float) -> float:
+        """Milliseconds from ``anchor_ms`` to ``beat`` (the low part included): small next
+        to an epoch instant, so the time of a beat is rounded once, when added to it."""
         done = beat - self.beat
         if done <= 0.0 or not self.ramps:
-            return self.anchor_ms + done * self.beat_ms
+            return self.anchor_lo_ms + done * self.beat_ms
         if done < self.ramp_beats:
             k = self._slope
-            return self.anchor_ms + MS_PER_MINUTE / k * math.log1p(k * done / self.tempo_bpm)
+            return self.anchor_lo_ms + MS_PER_MINUTE / k * math.log1p(k * done / self.tempo_bpm)
         return (
-            self.anchor_ms
+            self.anchor_lo_ms
             + self.ramp_ms
             + (done - self.ramp_beats) * MS_PER_MINUTE / self.end_tempo_bpm
         )
+
+    def residual(self, beat: float, t_ms: float) -> float:
+        """The exact instant of ``beat`` minus ``t_ms`` (a double close to it, usually that
+        instant rounded): the low part of an anchor placed on ``beat`` at ``t_ms``."""
+        instant, rounding = _two_sum(self.anchor_ms, self._after_anchor(beat))
+        return (instant - t_ms) + rounding  # (the difference of two close doubles is exact)
 
     def ramp_from(self, beat: float) -> dict[str, Any]:
         """The tempo and what is left of the ramp for a segment re-anchored at ``beat``
@@ -160,6 +182,8 @@ class Segment:
             "beatsPerBar": self.beats_per_bar,
             "beatUnit": self.beat_unit,
         }
+        if self.anchor_lo_ms:  # (omitted when 0: the original wire form)
+            wire["anchorServerTimeLo"] = self.anchor_lo_ms
         if self.ramps:  # (a segment without a ramp keeps the original wire form)
             wire["rampToBpm"] = self.ramp_to_bpm
             wire["rampBeats"] = self.ramp_beats
@@ -179,6 +203,7 @@ class Segment:
             beat_unit=int(data["beatUnit"]),
             ramp_to_bpm=None if ramp_to is None else float(ramp_to),
             ramp_beats=float(data.get("rampBeats", 0.0)) if ramp_to is not None else 0.0,
+            anchor_lo_ms=float(data.get("anchorServerTimeLo", 0.0)),
         )
 
 
@@ -198,6 +223,13 @@ def bar_beat(beat: float, beats_per_bar: int) -> BarBeat:
     return BarBeat(bar=bar + 1, beat=in_bar + 1, fraction=max(0.0, beat - whole))
 
 
+def _two_sum(a: float, b: float) -> tuple[float, float]:
+    """``a + b`` rounded, and the rounding error: exactly ``a + b`` as two doubles (Knuth)."""
+    total = a + b
+    b_part = total - a
+    return total, (a - (total - b_part)) + (b - b_part)
+
+
 def _snap(beat: float, magnitude: float) -> float:
     """Round a re-anchored beat to a whole one when only float noise separates them.
 
@@ -209,6 +241,21 @@ def _snap(beat: float, magnitude: float) -> float:
     nearest = round(beat)
     noise = _NOISE * max(1.0, abs(magnitude), abs(beat))
     return float(nearest) if abs(beat - nearest) <= noise else beat
+
+
+def _residual(segment: Segment, beat: float, t_ms: float) -> float:
+    """The low part of an anchor placed at ``t_ms`` on ``beat`` of ``segment``.
+
+    On a whole beat of a playing segment (the snap's reading: a change on a beat or bar
+    boundary) it is that beat's exact instant minus ``t_ms``, if that is a rounding (at most
+    an ulp of ``t_ms``): the change is on the beat, and the next segment goes on from its exact
+    instant. An instant further off is taken as given, as is any instant between beats (its
+    beat, not whole, carries the rest: a beat count's ulp is worth picoseconds).
+    """
+    if not segment.playing or not beat.is_integer():
+        return 0.0
+    lo = segment.residual(beat, t_ms)
+    return lo if abs(lo) <= math.ulp(t_ms) else 0.0
 
 
 class Timeline:
@@ -327,13 +374,18 @@ class Timeline:
             raise ValueError("too many pending changes")
         return Timeline([*kept, segment])
 
-    def _state_at(self, t_ms: float) -> tuple[Segment, float, float]:
+    def _state_at(self, t_ms: float) -> tuple[Segment, float, float, float]:
+        """Segment, position and beat at ``t_ms``, and the low part of an anchor placed
+        there (0 but on a whole beat of a playing segment: see ``_residual``)."""
         segment = self.segment_at(t_ms)
-        if segment.playing and t_ms < segment.anchor_ms:
-            # Inside a count-in the song has not started: the state is the anchor's.
-            return segment, segment.position_ms, segment.beat
+        if segment.playing and t_ms <= segment.anchor_ms:
+            # Inside a count-in the song has not started: the state is the anchor's. At the
+            # anchor's instant it is the anchor, low part and all (a change placed where
+            # another anchors lands on its exact instant, on a whole beat or not).
+            lo = segment.anchor_lo_ms if t_ms == segment.anchor_ms else 0.0
+            return segment, segment.position_ms, segment.beat, lo
         beat = _snap(segment.beat_at(t_ms), t_ms / segment.beat_ms)
-        return segment, segment.position_at(t_ms), beat
+        return segment, segment.position_at(t_ms), beat, _residual(segment, beat, t_ms)
 
     def _reanchored(
         self,
@@ -342,9 +394,11 @@ class Timeline:
         position_ms: float,
         beat: float,
         anchor_ms: float | None = None,
+        anchor_lo_ms: float = 0.0,
         **changes: Any,
     ) -> Timeline:
-        """Append ``segment`` re-anchored at ``at_ms`` (or ``anchor_ms``) with ``changes``.
+        """Append ``segment`` re-anchored at ``at_ms`` (or ``anchor_ms``, low part
+        ``anchor_lo_ms``) with ``changes``.
 
         A ramp under way goes on from ``beat`` unless ``changes`` say otherwise.
         """
@@ -355,6 +409,7 @@ class Timeline:
                 segment,
                 start_ms=at_ms,
                 anchor_ms=at_ms if anchor_ms is None else anchor_ms,
+                anchor_lo_ms=anchor_lo_ms,
                 position_ms=position_ms,
                 beat=beat,
                 **changes,
@@ -364,19 +419,21 @@ class Timeline:
     def with_tempo(self, at_ms: float, tempo_bpm: float) -> Timeline:
         """Change tempo at ``at_ms``, keeping position and beat phase continuous (a ramp
         under way ends there)."""
-        segment, position, beat = self._state_at(at_ms)
+        segment, position, beat, lo = self._state_at(at_ms)
         anchor = None
         if segment.playing and at_ms < segment.anchor_ms:
             # A tempo change during a count-in keeps the downbeat's beat number but moves the
             # downbeat so that the remaining count-in beats run at the new tempo.
-            remaining_beats = (segment.anchor_ms - at_ms) / segment.beat_ms
-            anchor = at_ms + remaining_beats * MS_PER_MINUTE / tempo_bpm
+            left_ms = (segment.anchor_ms - at_ms) + segment.anchor_lo_ms
+            remaining_beats = left_ms / segment.beat_ms
+            anchor, lo = _two_sum(at_ms, remaining_beats * MS_PER_MINUTE / tempo_bpm)
         return self._reanchored(
             at_ms,
             segment,
             position,
             beat,
             anchor,
+            lo,
             tempo_bpm=tempo_bpm,
             ramp_to_bpm=None,
             ramp_beats=0.0,
@@ -386,7 +443,7 @@ class Timeline:
         """From ``at_ms`` (a count-in's downbeat, if one runs then), move the tempo to
         ``tempo_bpm`` linearly in beats over ``beats`` beats, keeping position and beat phase
         continuous; the tempo then holds. Paused, the tempo is simply set."""
-        segment, position, beat = self._state_at(at_ms)
+        segment, position, beat, lo = self._state_at(at_ms)
         if not segment.playing or beats <= 0.0:
             return self.with_tempo(at_ms, tempo_bpm)
         in_count_in = at_ms < segment.anchor_ms
@@ -397,6 +454,7 @@ class Timeline:
             position,
             beat,
             segment.anchor_ms if in_count_in else None,
+            segment.anchor_lo_ms if in_count_in else lo,
             tempo_bpm=start,
             ramp_to_bpm=tempo_bpm,
             ramp_beats=float(beats),
@@ -408,15 +466,15 @@ class Timeline:
 
     def played(self, at_ms: float, count_in_beats: int = 0) -> Timeline:
         """Start playing at ``at_ms``, after ``count_in_beats`` beats of count-in."""
-        segment, position, beat = self._state_at(at_ms)
+        segment, position, beat, _ = self._state_at(at_ms)
         if segment.playing:
             return self
-        anchor = at_ms + count_in_beats * segment.beat_ms
-        return self._reanchored(at_ms, segment, position, beat, anchor, playing=True)
+        anchor, lo = _two_sum(at_ms, count_in_beats * segment.beat_ms)
+        return self._reanchored(at_ms, segment, position, beat, anchor, lo, playing=True)
 
     def paused(self, at_ms: float) -> Timeline:
         """Stop at ``at_ms`` where the transport is then (a count-in is abandoned)."""
-        segment, position, beat = self._state_at(at_ms)
+        segment, position, beat, _ = self._state_at(at_ms)
         if not segment.playing:
             return self
         return self._reanchored(
@@ -431,15 +489,16 @@ class Timeline:
         natural reading when a song keeps one tempo; a ramp under way ends at the tempo it
         had reached.
         """
-        segment, _, old_beat = self._state_at(at_ms)
+        segment, _, old_beat, lo = self._state_at(at_ms)
         frozen = self._frozen(segment, old_beat)
         if beat is None:
             beat = _snap(position_ms * frozen["tempo_bpm"] / MS_PER_MINUTE, 0.0)
-        return self._reanchored(at_ms, segment, position_ms, beat, **frozen)
+        # (on a beat, the jump is at that beat's exact instant: the next grid goes on from it)
+        return self._reanchored(at_ms, segment, position_ms, beat, None, lo, **frozen)
 
     def with_meter(self, at_ms: float, beats_per_bar: int, beat_unit: int) -> Timeline:
         """Change meter at ``at_ms``; bars stay continuous (beats are renumbered)."""
-        segment, position, beat = self._state_at(at_ms)
+        segment, position, beat, lo = self._state_at(at_ms)
         scale = beats_per_bar / segment.beats_per_bar
         new_beat = _snap(beat * scale, 0.0)
         in_count_in = segment.playing and at_ms < segment.anchor_ms
@@ -449,6 +508,7 @@ class Timeline:
             position,
             new_beat,
             segment.anchor_ms if in_count_in else None,
+            segment.anchor_lo_ms if in_count_in else lo,
             beats_per_bar=beats_per_bar,
             beat_unit=beat_unit,
             **segment.ramp_from(beat),

@@ -19,6 +19,10 @@
  * A segment may ramp (rampToBpm, rampBeats): from its anchor the tempo moves linearly in
  * beats to rampToBpm over rampBeats beats, then holds; with T(b) = T0 + k b the time to beat
  * b is 60000/k ln(1 + k b / T0), the beat at t is T0/k (exp(k t / 60000) - 1), as in Python.
+ * An anchor's instant is anchorServerTime + anchorServerTimeLo (optional, 0 when absent): the
+ * low part is what rounding the instant to a double left over, so that errors do not add up
+ * from change to change. It enters every beat and beat time as in Python, by the same
+ * operations in the same order; position and the count-in test use anchorServerTime alone.
  */
 (function (root, factory) {
   'use strict';
@@ -198,6 +202,7 @@
     const segment = {
       start: number('startServerTime'),
       anchor: number('anchorServerTime'),
+      anchorLo: data.anchorServerTimeLo === undefined ? 0 : number('anchorServerTimeLo'),
       position: number('anchorPositionMs'),
       beat: number('anchorBeat'),
       tempo: number('tempoBpm'),
@@ -232,7 +237,7 @@
     if (!segment.playing) {
       return segment.beat;
     }
-    const elapsed = t - segment.anchor;
+    const elapsed = t - segment.anchor - segment.anchorLo;
     if (elapsed <= 0 || !segment.ramps) {
       return segment.beat + elapsed / segment.beatMs;
     }
@@ -246,15 +251,20 @@
 
   /** Server time at which a playing segment reaches `beat`. */
   function timeOfBeat(segment, beat) {
+    return segment.anchor + afterAnchor(segment, beat);
+  }
+
+  /** Milliseconds from a segment's anchorServerTime to `beat`, its low part included. */
+  function afterAnchor(segment, beat) {
     const done = beat - segment.beat;
     if (done <= 0 || !segment.ramps) {
-      return segment.anchor + done * segment.beatMs;
+      return segment.anchorLo + done * segment.beatMs;
     }
     if (done < segment.rampBeats) {
       const k = segment.slope;
-      return segment.anchor + MS_PER_MINUTE / k * Math.log1p(k * done / segment.tempo);
+      return segment.anchorLo + MS_PER_MINUTE / k * Math.log1p(k * done / segment.tempo);
     }
-    return segment.anchor + segment.rampMs +
+    return segment.anchorLo + segment.rampMs +
       (done - segment.rampBeats) * MS_PER_MINUTE / segment.endTempo;
   }
 
@@ -332,7 +342,7 @@
       if (!segment.playing || t >= segment.anchor) {
         return 0;
       }
-      return Math.ceil((segment.anchor - t) / segment.beatMs - SNAP);
+      return Math.ceil(((segment.anchor - t) + segment.anchorLo) / segment.beatMs - SNAP);
     }
 
     /**
@@ -355,9 +365,9 @@
         // Count-in: whole beats relative to the anchor, before it.
         const countEnd = Math.min(hi, segment.anchor);
         if (lo < countEnd) {
-          let n = Math.ceil((lo - segment.anchor) / beatMs - SNAP);
+          let n = Math.ceil((lo - segment.anchor - segment.anchorLo) / beatMs - SNAP);
           for (; n < 0; n += 1) {
-            const time = segment.anchor + n * beatMs;
+            const time = segment.anchor + (segment.anchorLo + n * beatMs);
             if (time >= countEnd) {
               break;
             }

@@ -53,9 +53,12 @@ def python_beats(timeline: Timeline, lo: float, hi: float) -> list[tuple[float, 
         a, b = max(lo, seg.start_ms), min(hi, end)
         if not seg.playing or a >= b:
             continue
-        n = math.ceil((a - seg.anchor_ms) / seg.beat_ms - 1e-6)
-        while n < 0 and seg.anchor_ms + n * seg.beat_ms < min(b, seg.anchor_ms):
-            out.append((seg.anchor_ms + n * seg.beat_ms, seg.beat + n))
+        # (count-in clicks counted from the anchor's exact instant, low part included)
+        n = math.ceil((a - seg.anchor_ms - seg.anchor_lo_ms) / seg.beat_ms - 1e-6)
+        while n < 0 and seg.anchor_ms + (seg.anchor_lo_ms + n * seg.beat_ms) < min(
+            b, seg.anchor_ms
+        ):
+            out.append((seg.anchor_ms + (seg.anchor_lo_ms + n * seg.beat_ms), seg.beat + n))
             n += 1
         k = math.ceil(seg.beat_at(max(a, seg.anchor_ms)) - 1e-6)
         while max(a, seg.anchor_ms) < b and seg.time_of_beat(k) < b:
@@ -79,6 +82,10 @@ def test_js_timeline_and_estimator_match_the_python_core():
         times += [s.start_ms for s in timeline.segments] + [s.anchor_ms for s in timeline.segments]
         window = (first - 1000, last + 8000)
         cases.append((timeline, times, window))
+    # Anchors with a low part (changes on a beat) are among them: sync.js must add it as
+    # Python does, or beats differ by up to an ulp's worth (~1e-7 beats, over the 1e-9 asked).
+    lows = [s.anchor_lo_ms for tl, _, _ in cases for s in tl.segments if s.anchor_lo_ms]
+    assert len(lows) >= 20
 
     samples = []
     local = 5_000.0
