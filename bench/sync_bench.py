@@ -7,8 +7,10 @@ Two phases, each with the same followers:
   that delays each direction: base 2-5 ms plus log-normal jitter with p90 20 ms and p99
   250 ms, order kept per direction as TCP does; ``--stall-rate`` adds loss/stall bursts).
 
-Followers: headless Chromium pages running the follower page itself (``/s/<id>?name=``, its
-own ``sync.js`` and ``app.js``), and Python clients running the same algorithm with
+Followers: pages running the follower page itself (``/s/<id>?name=``, its own ``sync.js``
+and ``app.js``) in headless Chromium, or with ``--engine firefox|webkit`` in Firefox or WebKit
+through ``tests/helpers/engines.py`` (one browser process per page), or with ``--engine mixed``
+pages of all three in one session; and Python clients running the same algorithm with
 ``core/clocksync.OffsetEstimator`` (same burst/periodic schedule, each on a local clock shifted
 by a random amount so that its offset is not trivial).
 
@@ -19,7 +21,11 @@ read ``time.monotonic()`` (the same clock), so their error is exact. Chromium's
 time origin; the benchmark finds that origin by bracketing ``performance.now()`` between two
 ``time.monotonic()`` readings, many times, keeping the tightest bracket (its half-width is
 the calibration uncertainty, reported; calibrated before and after each phase to show it does
-not drift).
+not drift). Firefox and WebKit count CLOCK_MONOTONIC too, but give whole milliseconds (WebKit
+floors, Firefox rounds at a random point in each millisecond): there the origin is the
+intersection of what every bracketed reading allows, and the errors are taken against the
+clock the page's readings give on average (``origin_from_readings``). Per engine the output
+gives offset error and beat spread, and for ``mixed`` the spread across engines.
 
 A follower's *offset error* is its estimate of server time minus the true server time at the
 same instant. A follower sounds beat k when its estimate reaches the beat's server time, i.e.
@@ -32,15 +38,17 @@ true instant minus S per follower.
 
 With ``--calls`` the leader plays a song with sections instead (no tempo changes of its own)
 and makes the leader's calls through each phase: jumps at the next bar and at the section's
-end, a vamp and its release, an end. For each call the benchmark takes its instant S from the
+end, a vamp and its release, segues (the next song, of the same form, from its top at the
+next bar or the section's end), an end. For each call the benchmark takes its instant S from the
 leader's snapshots (``show.call.atServerTime`` for a jump or an end, where the timeline enters
 the section for a vamp) and reports per follower the true instant it switches, as for a tempo
 change, minus S; and whether the follower's own timeline puts the intended bar there (the
 target's first bar, playing; the end's bar, stopped).
 
-Usage: ``.venv/bin/python bench/sync_bench.py [--pages 3 --python 5 --loopback-s 25 --wifi-s 60]
-[--calls --call-every-s 4]``
-Writes ``bench/results/sync_bench.json`` and, with ``--plot``, ``docs/timing.png``.
+Usage: ``.venv/bin/python bench/sync_bench.py [--engine chromium|firefox|webkit|mixed]
+[--pages 3 --python 5 --loopback-s 25 --wifi-s 60] [--calls --call-every-s 4]``
+Writes ``bench/results/sync_bench.json`` (other engines: ``sync_bench_<engine>.json``) and,
+with ``--plot``, ``docs/timing.png``.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.client
 import json
 import os
 import platform
@@ -56,7 +65,9 @@ import signal
 import statistics
 import sys
 import time
+import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +82,16 @@ from bandsync_desktop.core.conductor import song_bar_at  # noqa: E402
 from bandsync_desktop.core.song import SongMap  # noqa: E402
 from bandsync_desktop.core.timeline import Timeline  # noqa: E402
 from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.helpers.engines import (  # noqa: E402
+    ENGINES,
+    ChromiumPage,
+    FirefoxBrowser,
+    Page,
+    ThreadedBrowser,
+    ThreadedPage,
+    WebKitBrowser,
+    missing_reason,
+)
 
 # The page's schedule (web/app.js): a burst at join, then one exchange every half second.
 BURST_AT_JOIN, BURST_GAP_S = 16, 0.050
@@ -101,6 +122,109 @@ def tightest_offset(samples: deque[SyncSample], local_now: float) -> float:
     tightest bound now. The product intersects the intervals of the newest agreeing samples
     (``core/clocksync.py``), which is never looser."""
     return min(samples, key=lambda s: s.bound_at(local_now)).offset
+
+
+# -- the truth for a page: its performance.now() against CLOCK_MONOTONIC ---------------------
+
+#: How each engine's ``performance.now()`` steps on a page that is not cross-origin isolated
+#: (a plain-HTTP LAN page never is). All three count CLOCK_MONOTONIC on Linux (Chromium's
+#: base::TimeTicks, Firefox's TimeStamp, WebKit's MonotonicTime), so one origin per page maps
+#: them; only the rounding differs:
+#:
+#: - ``fine``: Chromium, 5-100 us steps: a reading is the clock (the bracket's width dominates);
+#: - ``floor-1ms``: WebKit floors to whole milliseconds: reading ``R`` means ``R <= t < R + 1``;
+#: - ``jittered-1ms``: Firefox rounds to whole milliseconds at a random point inside each
+#:   millisecond (privacy.resistFingerprinting.reduceTimerPrecision.jitter, on by default):
+#:   ``R`` is ``floor(t)`` or ``floor(t) + 1``, so ``R - 1 <= t < R + 1``.
+#:
+#: (A spin loop in the page shows which: WebKit's ticks come at an even pace, Firefox's at
+#: random gaps of 0-2 ms.)
+CLOCK_MODELS = {"chromium": "fine", "firefox": "jittered-1ms", "webkit": "floor-1ms"}
+#: Readings per calibration; the coarse clocks need more to catch readings near a tick.
+CALIBRATION_READINGS = {"chromium": 150, "firefox": 400, "webkit": 400}
+#: A reading's interval, [reading + low, reading + high) in the continuous clock, and the mean
+#: of (reading - continuous clock) over a millisecond's phases.
+MODEL_BOUNDS = {"floor-1ms": (0.0, 1.0, -0.5), "jittered-1ms": (-1.0, 1.0, 0.0)}
+
+
+def perf_reader(browser: ThreadedBrowser) -> tuple[Callable[[], float], Callable[[], None]]:
+    """The quickest way to read the page's ``performance.now()`` through a driver (a shorter
+    round trip, a narrower bracket): Marionette in the script sandbox it already has (the page's
+    own ``performance`` object, so the page's rounding), WebKitWebDriver over one kept-alive
+    HTTP connection instead of Selenium's client. Returns the reader and what closes it."""
+    if isinstance(browser, FirefoxBrowser):
+        client = browser.client
+
+        def firefox() -> float:
+            script = "return window.wrappedJSObject.performance.now();"
+            return float(client.execute_script(script, new_sandbox=False))
+
+        return firefox, lambda: None
+    if isinstance(browser, WebKitBrowser):
+        driver = browser.driver
+        url = urllib.parse.urlsplit(driver.command_executor._client_config.remote_server_addr)
+        connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port)
+        path = f"/session/{driver.session_id}/execute/sync"
+        body = json.dumps({"script": "return performance.now();", "args": []})
+
+        def webkit() -> float:
+            connection.request("POST", path, body, {"Content-Type": "application/json"})
+            return float(json.loads(connection.getresponse().read())["value"])
+
+        return webkit, connection.close
+    return lambda: float(browser.evaluate("performance.now()")), lambda: None
+
+
+def bracket_readings(browser: ThreadedBrowser, rounds: int) -> list[tuple[float, float, float]]:
+    """``rounds`` times (monotonic ms before, performance.now(), monotonic ms after), in the
+    calling (worker) thread."""
+    read, close = perf_reader(browser)
+    readings = []
+    try:
+        for _ in range(rounds):
+            before = mono_ms()
+            perf = read()
+            after = mono_ms()
+            readings.append((before, perf, after))
+    finally:
+        close()
+    return readings
+
+
+def origin_from_readings(readings: list[tuple[float, float, float]], model: str) -> dict[str, Any]:
+    """The page's origin (``performance.now() + origin = monotonic ms``) and its uncertainty.
+
+    ``fine``: the tightest bracket's middle, ± its half-width. A coarse clock: every reading
+    ``R`` taken at monotonic ``m`` in ``[before, after]`` says ``R + low <= m - origin_c <
+    R + high`` for the continuous clock ``origin_c`` counts from; the intersection over all
+    readings bounds ``origin_c`` (readings just before and just after a tick make it narrow),
+    and the middle ± half of it is taken. The page's timestamps are coarse readings, so its
+    clock as its estimator sees it is the continuous one shifted by the rounding's mean
+    (``-0.5`` ms for a floor); ``originMs`` includes that shift, so that an error is measured
+    against what the page's clock reads on average, not against a clock the page never sees.
+    """
+    if model == "fine":
+        width, mid, perf = min((a - b, (a + b) / 2, r) for b, r, a in readings)
+        return {"model": model, "originMs": mid - perf, "halfWidthMs": width / 2}
+    low, high, bias = MODEL_BOUNDS[model]
+    lo = max(b - r - high for b, r, a in readings)  # origin_c > before - R - high
+    hi = min(a - r - low for b, r, a in readings)  # origin_c <= after - R - low
+    result: dict[str, Any] = {
+        "model": model,
+        "readings": len(readings),
+        "nonIntegerReadings": sum(abs(r - round(r)) > 1e-6 for _, r, _ in readings),
+        "tightestBracketMs": round(min(a - b for b, _, a in readings), 4),
+    }
+    if lo > hi:  # no origin agrees with every reading: the model is wrong for this engine
+        raise RuntimeError(f"clock model {model} contradicts the readings ({lo} > {hi})")
+    if result["nonIntegerReadings"] > len(readings) // 20:
+        # A finer clock fits the bounds too, but the rounding's mean would be wrong.
+        raise RuntimeError(f"clock model {model}: the readings are not whole milliseconds")
+    return {
+        **result,
+        "originMs": (lo + hi) / 2 - bias,
+        "halfWidthMs": (hi - lo) / 2,
+    }
 
 
 # -- processes ------------------------------------------------------------------------------
@@ -138,7 +262,7 @@ SONG_SECTIONS: tuple[dict[str, Any], ...] = (
     {"name": "Solo", "bars": 2, "tempoBpm": 132, "rampToBpm": 144},
     {"name": "Outro", "bars": 2, "tempoBpm": 136, "beatsPerBar": 3},
 )
-CALL_CYCLE = ("jump-bar", "vamp-on", "vamp-off", "jump-section")
+CALL_CYCLE = ("jump-bar", "vamp-on", "vamp-off", "jump-section", "segue-bar", "segue-section")
 JUMP_TARGETS = (2, 0, 4, 1, 3)  # early sections, so that the song never runs out
 LANDED_AFTER_MS = 300.0  # a call is over this long after its instant
 RESOLVE_TIMEOUT_MS = 12_000.0
@@ -218,6 +342,7 @@ class CallProgram:
         self.cycle = 0
         self.targets = 0
         self.vamp: int | None = None
+        self.segues = 0
         self.next_at = 0.0
         self.ended = False
         self.scanned: dict[int, int] = {}  # call index -> leader snapshots already scanned
@@ -225,12 +350,16 @@ class CallProgram:
     def server_now(self) -> float:
         return mono_ms() + self.server_offset
 
+    def song(self, number: int) -> dict[str, Any]:
+        """The bench's song; a segue goes straight on into another of the same form."""
+        title = "Bench form" if number == 0 else f"Bench form {number + 1}"
+        return {"title": title, "countInBars": 0, "sections": list(SONG_SECTIONS)}
+
     def done(self) -> bool:
         return self.ended and all(c.landed(self.server_now()) for c in self.calls)
 
     async def start(self) -> None:
-        song = {"title": "Bench form", "countInBars": 0, "sections": list(SONG_SECTIONS)}
-        await self._send("set_song", {"song": song})
+        await self._send("set_song", {"song": self.song(0)})
         await self._send("play", {})
         self.next_at = time.monotonic() + min(2.0, self.every_s)
 
@@ -274,6 +403,8 @@ class CallProgram:
             end_beat = (self.form.section_start_bar(section + 1) - 1) * segment.beats_per_bar
             if segment.time_of_beat(end_beat) - server_now < 1000.0:
                 return  # the section ends too soon for its repeat to be placed: next round
+        elif kind == "segue-bar" and bar_at(timeline, server_now) <= 1:
+            return  # (from bar 1 the next song's bar 1 follows bar 1: no switch to see)
         if kind == CALL_CYCLE[self.cycle % len(CALL_CYCLE)]:
             self.cycle += 1
         if kind.startswith("jump"):
@@ -293,6 +424,12 @@ class CallProgram:
             assert self.vamp is not None
             bar = self.form.section_start_bar(self.vamp)
             self.calls.append(CallRecord(kind, server_now, bar, self.vamp, True))
+        elif kind.startswith("segue"):  # the next song from its top: its bar 1
+            at = "bar" if kind == "segue-bar" else "section"
+            self.segues += 1
+            await self._send("segue", {"song": self.song(self.segues), "at": at})
+            self.calls.append(CallRecord(kind, server_now, 1, 0, True))
+            self.vamp = None  # (the next song starts with no vamp)
         elif self.vamp is not None:  # vamp-off: the song goes on to the next section
             await self._send("vamp", {"on": False})
             following = self.vamp + 1
@@ -466,39 +603,69 @@ class PyFollower(Follower):
 
 
 class PageFollower(Follower):
-    """The follower page in headless Chromium."""
+    """The follower page in one engine, driven through ``tests/helpers/engines.py``."""
 
-    def __init__(self, name: str, server_offset: float, context: Any, page: Any) -> None:
+    def __init__(self, name: str, server_offset: float, driver: Page) -> None:
         super().__init__(name, "page")
         self.server_offset = server_offset
-        self.context = context
-        self.page = page
-        self.origin: float | None = None  # perf.now() + origin = monotonic ms
-        self.calibrations: list[dict[str, float]] = []
+        self.driver = driver
+        self.engine = driver.engine
+        self.origin: float | None = None  # perf.now() + origin = monotonic ms (see calibrate)
+        self.calibrations: list[dict[str, Any]] = []
+        self.readings: list[tuple[float, float, float]] = []  # (before, perf, after) ms
         self.log: dict[int, tuple[float, list[float]]] = {}  # version -> (perf ms, starts)
         self.checks: dict[int, dict[str, Any]] = {}  # call index -> what the page read
 
-    async def calibrate(self, rounds: int = 150) -> None:
-        best: tuple[float, float] | None = None
-        for _ in range(rounds):
-            before = mono_ms()
-            perf = await self.page.evaluate("() => performance.now()")
-            after = mono_ms()
-            width = after - before
-            if best is None or width < best[0]:
-                best = (width, (before + after) / 2 - perf)
-        assert best is not None
-        self.calibrations.append({"originMs": best[1], "halfWidthMs": best[0] / 2})
-        self.origin = best[1] if self.origin is None else self.origin
+    async def js(self, expression: str) -> Any:
+        return await self.driver.js(expression)
+
+    async def calibrate(self, rounds: int | None = None) -> None:
+        """Bracket ``performance.now()`` readings between ``time.monotonic()`` readings and
+        derive the page's origin with its engine's clock model (``origin_from_readings``)."""
+        rounds = rounds or CALIBRATION_READINGS[self.engine]
+        if isinstance(self.driver, ChromiumPage):
+            page = self.driver.page
+            readings = []
+            for _ in range(rounds):
+                before = mono_ms()
+                perf = await page.evaluate("() => performance.now()")
+                after = mono_ms()
+                readings.append((before, perf, after))
+        else:
+            assert isinstance(self.driver, ThreadedPage)
+            # The whole loop runs in the worker thread: no event-loop hop inside a bracket.
+            readings = await asyncio.to_thread(bracket_readings, self.driver.browser, rounds)
+        calibration = origin_from_readings(readings, CLOCK_MODELS[self.engine])
+        self.calibrations.append(calibration)
+        self.readings.extend(readings)
+        self.origin = calibration["originMs"] if self.origin is None else self.origin
+
+    def settle_origin(self) -> None:
+        """A coarse clock: take the origin from the before and after readings together (one
+        clock, no drift between them: a narrower intersection) and move the errors sampled
+        with the first calibration's origin onto it. Chromium keeps its first calibration,
+        as it always has."""
+        if CLOCK_MODELS[self.engine] == "fine" or self.origin is None:
+            return
+        combined = origin_from_readings(self.readings, CLOCK_MODELS[self.engine])
+        shift = combined["originMs"] - self.origin
+        self.errors = [(truth + shift, error - shift) for truth, error in self.errors]
+        self.origin = combined["originMs"]
+        self.calibrations.append({**combined, "combined": True})
+
+    def used_calibration(self) -> dict[str, Any]:
+        """The calibration whose origin the errors are measured with."""
+        combined = [c for c in self.calibrations if c.get("combined")]
+        return combined[-1] if combined else self.calibrations[0]
 
     def true_of_perf(self, perf: float) -> float:
         assert self.origin is not None
         return perf + self.origin + self.server_offset
 
     async def sample(self) -> None:
-        perf, offset, bound, rtt = await self.page.evaluate(
-            "() => { const p = performance.now(); return [p, bandsync.offsetMs,"
-            " bandsync.offsetUncertaintyMs, bandsync.rttMs]; }"
+        perf, offset, bound, rtt = await self.js(
+            "(() => { const p = performance.now(); return [p, bandsync.offsetMs,"
+            " bandsync.offsetUncertaintyMs, bandsync.rttMs]; })()"
         )
         if offset is not None:
             truth = self.true_of_perf(perf)
@@ -507,7 +674,7 @@ class PageFollower(Follower):
             self.rtts.append(rtt)
 
     async def arrival_true(self, start: float) -> float | None:
-        log = await self.page.evaluate("() => bandsync.timelineLog()")
+        log = await self.js("bandsync.timelineLog()")
         for entry in log:
             if start in entry["starts"]:
                 return self.true_of_perf(entry["receivedPerfMs"])
@@ -521,8 +688,8 @@ class PageFollower(Follower):
             for i, c in enumerate(calls)
             if c.version is not None and c.instant is not None and i not in self.checks
         ]
-        result = await self.page.evaluate(
-            """(wanted) => {
+        result = await self.js(
+            """((wanted) => {
                 const version = bandsync.version;
                 const segments = bandsync.segments();
                 const checks = wanted.filter(([, s, v]) => version !== null && version >= v)
@@ -538,8 +705,9 @@ class PageFollower(Follower):
                             hasStart: segments.some((x) => x.start === s) }];
                     });
                 return { log: bandsync.timelineLog(), checks };
-            }""",
-            wanted,
+            })("""
+            + json.dumps(wanted)
+            + ")"
         )
         for entry in result["log"]:
             self.log.setdefault(entry["version"], (entry["receivedPerfMs"], entry["starts"]))
@@ -561,9 +729,78 @@ class PageFollower(Follower):
 # -- one phase -------------------------------------------------------------------------------
 
 
+class PagePool:
+    """Follower pages of each engine. Chromium: one Playwright browser, a fresh context per
+    page. Firefox and WebKit: one browser process (and its Xvfb/PulseAudio) per page, started
+    on first use and reused by the next phase (a page per window, always in the foreground,
+    as a phone shows it)."""
+
+    def __init__(self, playwright: Any) -> None:
+        self.playwright = playwright
+        self.chromium: Any = None
+        self.threaded: dict[str, list[ThreadedBrowser]] = {"firefox": [], "webkit": []}
+        self.in_use: set[int] = set()
+        self.versions: dict[str, str] = {}
+
+    async def open(self, engine: str, url: str) -> Page:
+        driver: Page
+        if engine == "chromium":
+            if self.chromium is None:
+                self.chromium = await self.playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=CHROMIUM_ARGS
+                )
+                self.versions["chromium"] = self.chromium.version
+            context = await self.chromium.new_context()
+            page = await context.new_page()
+            await page.goto(url, timeout=30_000)
+            return ChromiumPage(context, page)
+        free = [b for b in self.threaded[engine] if id(b) not in self.in_use]
+        if free:
+            browser = free[0]
+        else:
+            factory = {"firefox": FirefoxBrowser, "webkit": WebKitBrowser}[engine]
+            browser = await asyncio.to_thread(factory)
+            self.threaded[engine].append(browser)
+            self.versions.setdefault(engine, browser_version(browser))
+        self.in_use.add(id(browser))
+        driver = ThreadedPage(browser)
+        await driver.goto(url)
+        return driver
+
+    async def release(self, driver: Page) -> None:
+        await driver.close()
+        if isinstance(driver, ThreadedPage):
+            self.in_use.discard(id(driver.browser))
+
+    async def close(self) -> None:
+        if self.chromium is not None:
+            await self.chromium.close()
+        for browsers in self.threaded.values():
+            for browser in browsers:
+                await asyncio.to_thread(browser.close)
+
+
+def browser_version(browser: ThreadedBrowser) -> str:
+    with contextlib.suppress(Exception):
+        if isinstance(browser, FirefoxBrowser):
+            return str(browser.client.session_capabilities["browserVersion"])
+        if isinstance(browser, WebKitBrowser):
+            return str(browser.driver.capabilities["browserVersion"])
+    return "unknown"
+
+
+def page_engines(engine: str) -> tuple[str, ...]:
+    return ENGINES if engine == "mixed" else (engine,)
+
+
+def page_name(engine: str, index: int) -> str:
+    # Chromium's pages keep the names the earlier Chromium-only runs (and docs) use.
+    return f"page{index}" if engine == "chromium" else f"{engine}{index}"
+
+
 async def run_phase(
     name: str,
-    browser: Any,
+    pool: PagePool,
     server_url: str,
     follower_url: str,
     server_offset: float,
@@ -585,15 +822,13 @@ async def run_phase(
     await asyncio.gather(*(p.start(follower_url, session) for p in pys))
     followers.extend(pys)
     pages: list[PageFollower] = []
-    for i in range(args.pages):
-        context = await browser.new_context()
-        page = await context.new_page()
-        await page.goto(f"{follower_url}/s/{session}?name=page{i}", timeout=30_000)
-        pages.append(PageFollower(f"page{i}", server_offset, context, page))
+    for engine in page_engines(args.engine):
+        for i in range(args.pages):
+            title = page_name(engine, i)
+            driver = await pool.open(engine, f"{follower_url}/s/{session}?name={title}")
+            pages.append(PageFollower(title, server_offset, driver))
     for p in pages:
-        await p.page.wait_for_function(
-            "() => bandsync.connected && bandsync.syncSampleCount >= 5", timeout=30_000
-        )
+        await p.driver.wait("bandsync.connected && bandsync.syncSampleCount >= 5", timeout=30)
         await p.calibrate()
     followers.extend(pages)
 
@@ -608,7 +843,7 @@ async def run_phase(
         await leader.call("set_tempo", {"sessionId": session, "tempo": TEMPOS[0]})
         await leader.call("play", {"sessionId": session})
 
-    spreads: list[tuple[float, float]] = []
+    round_index: list[list[int]] = []  # per round: each follower's latest error (index)
     changes: list[float] = []
     change_every = duration / (len(TEMPOS))
     start = time.monotonic()
@@ -622,26 +857,16 @@ async def run_phase(
         return elapsed < duration
 
     while going():
-        round_errors = []
-        for f in followers:
-            if isinstance(f, PageFollower):
-                await f.sample()
-            else:
-                assert isinstance(f, PyFollower)
-                f.sample()
-            if f.errors:
-                round_errors.append(f.errors[-1])
-        if len(round_errors) == len(followers):
-            spreads.append(
-                (
-                    round_errors[0][0],
-                    max(e for _, e in round_errors) - min(e for _, e in round_errors),
-                )
-            )
+        # Pages of different browsers are read at once (each driver call takes a few ms);
+        # an error does not depend on the instant it is read, only on the page's estimate.
+        await asyncio.gather(*(p.sample() for p in pages))
+        for py in pys:
+            py.sample()
+        if all(f.errors for f in followers):
+            round_index.append([len(f.errors) - 1 for f in followers])
         if program is not None:
             await program.step(start)
-            for p in pages:
-                await p.watch(program.calls)
+            await asyncio.gather(*(p.watch(program.calls) for p in pages))
         elif time.monotonic() >= next_change and tempo_index < len(TEMPOS):
             before = len(leader_snapshots)
             tempo = TEMPOS[tempo_index]
@@ -656,6 +881,18 @@ async def run_phase(
             next_change += change_every
         await asyncio.sleep(SAMPLE_EVERY_S)
     await asyncio.sleep(1.0)  # let late changes arrive
+    for p in pages:
+        await p.calibrate()
+        p.settle_origin()
+    # Per round (a coarse page's errors are final only now): the errors and their spread.
+    round_table = [
+        {f.name: f.errors[i][1] for f, i in zip(followers, index, strict=True)}
+        for index in round_index
+    ]
+    spreads = [
+        (followers[0].errors[index[0]][0], max(r.values()) - min(r.values()))
+        for index, r in zip(round_index, round_table, strict=True)
+    ]
     calls: dict[str, Any] | None = None
     if program is not None:
         program.resolve()
@@ -663,8 +900,6 @@ async def run_phase(
             await p.watch(program.calls)
         calls = call_figures(program, followers)
 
-    for p in pages:
-        await p.calibrate()
     for s_change in changes:
         for f in followers:
             arrival = (
@@ -684,7 +919,7 @@ async def run_phase(
     for py in pys:
         await py.stop()
     for p in pages:
-        await p.context.close()
+        await pool.release(p.driver)
     await leader.disconnect()
 
     per_follower = {}
@@ -699,7 +934,10 @@ async def run_phase(
             "ownBoundMs": percentiles(f.bounds),
             "chosenRttMs": percentiles(f.rtts),
             "withinOwnBound": round(
-                sum(abs(e) <= b + 0.2 for (_, e), b in zip(f.errors, f.bounds, strict=True))
+                sum(
+                    abs(e) <= b + calibration_allowance(f)
+                    for (_, e), b in zip(f.errors, f.bounds, strict=True)
+                )
                 / max(1, len(f.errors)),
                 4,
             ),
@@ -728,7 +966,10 @@ async def run_phase(
     }
     all_abs = [abs(e) for f in followers for _, e in f.errors]
     applied_all = [a for f in followers for a in f.applied]
-    extra = {} if calls is None else {"calls": calls}
+    extra: dict[str, Any] = {} if calls is None else {"calls": calls}
+    extra["engines"] = engine_figures(pages, pys, round_table)
+    if len(extra["engines"]) > 1:
+        extra["acrossEngines"] = across_engines(pages, round_table)
     return {
         **extra,
         "experiment": experiment,
@@ -756,6 +997,67 @@ async def run_phase(
             "errors": {f.name: [round(e, 4) for _, e in f.errors] for f in followers},
             "spread": [[round((t - spreads[0][0]) / 1000, 3), round(s, 4)] for t, s in spreads],
         },
+    }
+
+
+def calibration_allowance(f: Follower) -> float:
+    """The slack allowed on a follower's own bound: 0.2 ms (as before), or for a page on a
+    coarse clock the calibration's half-width, if wider."""
+    if not isinstance(f, PageFollower) or CLOCK_MODELS[f.engine] == "fine":
+        return 0.2
+    return max(0.2, float(f.used_calibration()["halfWidthMs"]))
+
+
+def round_spreads(rounds: list[dict[str, float]], names: list[str]) -> list[float]:
+    return [max(r[n] for n in names) - min(r[n] for n in names) for r in rounds]
+
+
+def engine_figures(
+    pages: list[PageFollower], pys: list[PyFollower], rounds: list[dict[str, float]]
+) -> dict[str, Any]:
+    """Per engine: its pages' |offset error|, and the beat spread across its pages and the
+    Python followers in each round (with one engine, the phase's ``beatSpreadMs``)."""
+    figures: dict[str, Any] = {}
+    for engine in dict.fromkeys(p.engine for p in pages):
+        own = [p for p in pages if p.engine == engine]
+        names = [p.name for p in own]
+        used = [p.used_calibration()["halfWidthMs"] for p in own if p.calibrations]
+        drift = []
+        for p in own:
+            separate = [c for c in p.calibrations if not c.get("combined")]
+            if len(separate) > 1:
+                drift.append(abs(separate[-1]["originMs"] - separate[0]["originMs"]))
+        figures[engine] = {
+            "pages": names,
+            "clockModel": CLOCK_MODELS[engine],
+            "absErrorMs": percentiles([abs(e) for p in own for _, e in p.errors]),
+            "meanErrorMs": round(statistics.fmean(e for p in own for _, e in p.errors), 3)
+            if any(p.errors for p in own)
+            else None,
+            "beatSpreadMs": percentiles(round_spreads(rounds, names + [p.name for p in pys])),
+            "pageSpreadMs": percentiles(round_spreads(rounds, names)) if len(own) > 1 else {},
+            "calibrationHalfWidthMs": {  # of the origins the errors are measured with
+                "max": round(max(used), 3),
+                "p50": round(statistics.median(used), 3),
+            },
+            "calibrationDriftMs": round(max(drift), 3) if drift else None,
+        }
+    return figures
+
+
+def across_engines(pages: list[PageFollower], rounds: list[dict[str, float]]) -> dict[str, Any]:
+    """A mixed session: the beat spread across the pages of every engine in each round, and
+    between the engines' mean errors (what separates the engines, not their pages)."""
+    engines = list(dict.fromkeys(p.engine for p in pages))
+    by_engine = {e: [p.name for p in pages if p.engine == e] for e in engines}
+    means = [
+        [statistics.fmean(r[n] for n in names) for names in by_engine.values()] for r in rounds
+    ]
+    return {
+        "engines": engines,
+        "pageBeatSpreadMs": percentiles(round_spreads(rounds, [p.name for p in pages])),
+        "engineMeanSpreadMs": percentiles([max(m) - min(m) for m in means]),
+        "calibrationHalfWidthMs": round(max(p.used_calibration()["halfWidthMs"] for p in pages), 3),
     }
 
 
@@ -845,7 +1147,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             if not values:
                 continue
             ys = [(i + 1) / len(values) for i in range(len(values))]
-            style = "-" if name.startswith("page") else "--"
+            style = "--" if name.startswith("py") else "-"  # pages of any engine: solid
             axes[0].plot(values, ys, style, color=colors[phase], alpha=0.7, linewidth=1)
         spread = data["series"]["spread"]
         axes[1].plot(
@@ -860,7 +1162,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     axes[0].set_xscale("log")
     axes[0].set_xlabel("|clock-offset error| (ms, log)")
     axes[0].set_ylabel("fraction of samples")
-    axes[0].set_title("Offset error CDF per follower (solid: Chromium page, dashed: Python)")
+    axes[0].set_title("Offset error CDF per follower (solid: page, dashed: Python)")
     axes[0].axvline(1.0, color="tab:green", linestyle=":", linewidth=1)  # loopback target
     axes[0].axvline(2.0, color="tab:orange", linestyle=":", linewidth=1)
     axes[0].grid(True, which="both", alpha=0.3)
@@ -889,42 +1191,50 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "note": "shared 2-core machine; other engineers ran tests at the same time",
         },
         "settings": vars(args),
+        "engine": args.engine,
+        "loadAverageAtStart": list(os.getloadavg()),
         "serverClockBracketMs": info["bracketMs"],
         "phases": {},
     }
     emulator = None
     try:
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            results["chromium"] = browser.version
-            if args.loopback_s > 0:
-                results["phases"]["loopback"] = await run_phase(
-                    "loopback", browser, server_url, server_url, server_offset, args, rng
-                )
-                report("loopback", results["phases"]["loopback"])
-            if args.wifi_s > 0:
-                emulator, line = await start_process(
-                    "bench/wifi_emulator.py",
-                    "--target",
-                    f"127.0.0.1:{info['port']}",
-                    "--p90",
-                    str(args.p90),
-                    "--p99",
-                    str(args.p99),
-                    "--stall-rate",
-                    str(args.stall_rate),
-                    "--seed",
-                    str(args.seed),
-                )
-                proxy_url = f"http://127.0.0.1:{json.loads(line)['listening']}"
-                results["phases"]["wifi"] = await run_phase(
-                    "wifi", browser, server_url, proxy_url, server_offset, args, rng
-                )
-                rest = await stop_process(emulator)
-                emulator = None
-                results["phases"]["wifi"]["emulator"] = json.loads(rest.strip().splitlines()[-1])
-                report("wifi", results["phases"]["wifi"])
-            await browser.close()
+            pool = PagePool(pw)
+            try:
+                if args.loopback_s > 0:
+                    results["phases"]["loopback"] = await run_phase(
+                        "loopback", pool, server_url, server_url, server_offset, args, rng
+                    )
+                    report("loopback", results["phases"]["loopback"])
+                if args.wifi_s > 0:
+                    emulator, line = await start_process(
+                        "bench/wifi_emulator.py",
+                        "--target",
+                        f"127.0.0.1:{info['port']}",
+                        "--p90",
+                        str(args.p90),
+                        "--p99",
+                        str(args.p99),
+                        "--stall-rate",
+                        str(args.stall_rate),
+                        "--seed",
+                        str(args.seed),
+                    )
+                    proxy_url = f"http://127.0.0.1:{json.loads(line)['listening']}"
+                    results["phases"]["wifi"] = await run_phase(
+                        "wifi", pool, server_url, proxy_url, server_offset, args, rng
+                    )
+                    rest = await stop_process(emulator)
+                    emulator = None
+                    results["phases"]["wifi"]["emulator"] = json.loads(
+                        rest.strip().splitlines()[-1]
+                    )
+                    report("wifi", results["phases"]["wifi"])
+            finally:
+                if "chromium" in pool.versions:
+                    results["chromium"] = pool.versions["chromium"]
+                results["browsers"] = dict(pool.versions)
+                await pool.close()
     finally:
         if emulator is not None:
             await stop_process(emulator)
@@ -948,6 +1258,22 @@ def report(phase: str, data: dict[str, Any]) -> None:
         )
     for key in ("allAbsErrorMs", "pageAbsErrorMs", "pythonAbsErrorMs", "beatSpreadMs"):
         print(f"{key:18} {data[key]}")
+    print(
+        f"{'engine':9} {'|offset error| p50':>18} {'p95':>6} {'p99':>6}   "
+        f"{'beat spread p50':>15} {'p95':>6}   calibration ± (max)  drift"
+    )
+    for engine, e in data["engines"].items():
+        err, spread = e["absErrorMs"], e["beatSpreadMs"]
+        print(
+            f"{engine:9} {err.get('p50', float('nan')):>18.3f} {err.get('p95', float('nan')):>6.3f}"
+            f" {err.get('p99', float('nan')):>6.3f}   {spread.get('p50', float('nan')):>15.3f}"
+            f" {spread.get('p95', float('nan')):>6.3f}   {e['clockModel']} "
+            f"±{e['calibrationHalfWidthMs']['max']:.3f}  {e['calibrationDriftMs']}"
+        )
+    if "acrossEngines" in data:
+        across = data["acrossEngines"]
+        print(f"across engines, all pages: beat spread {across['pageBeatSpreadMs']}")
+        print(f"across engines, engine means: spread {across['engineMeanSpreadMs']}")
     spread = data["tempoChangeSpreadMs"]
     print(f"tempo changes: {data['tempoChanges']}, spread per change (ms): {spread}")
     print("experiment:", json.dumps(data["experiment"]))
@@ -974,9 +1300,65 @@ def report(phase: str, data: dict[str, Any]) -> None:
         print("emulator down:", data["emulator"]["down"])
 
 
+def per_engine_summary(results: dict[str, Any]) -> dict[str, Any]:
+    """Phase -> engine -> the headline figures (ms), and the spread across engines (mixed)."""
+    keep = ("p50", "p95", "p99")
+    out: dict[str, Any] = {}
+    for phase, data in results["phases"].items():
+        rows: dict[str, Any] = {}
+        for engine, e in data["engines"].items():
+            rows[engine] = {
+                "offsetErrorMs": {k: e["absErrorMs"].get(k) for k in keep},
+                "beatSpreadMs": {k: e["beatSpreadMs"].get(k) for k in keep[:2]},
+                "calibrationHalfWidthMs": e["calibrationHalfWidthMs"]["max"],
+            }
+        if "acrossEngines" in data:
+            rows["acrossEngines"] = {
+                "beatSpreadMs": {
+                    k: data["acrossEngines"]["pageBeatSpreadMs"].get(k) for k in keep[:2]
+                },
+                "engineMeanSpreadMs": {
+                    k: data["acrossEngines"]["engineMeanSpreadMs"].get(k) for k in keep[:2]
+                },
+            }
+        out[phase] = rows
+    return out
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    print(
+        f"\n== per engine ({results['engine']}; {results['runSeconds']} s; load average "
+        f"{results['loadAverageAtStart'][0]:.2f} at start, "
+        f"{results['loadAverage']['end'][0]:.2f} at end) =="
+    )
+    print("phase     engine         offset error p50/p95/p99   beat spread p50/p95   calib ±")
+    for phase, rows in results["perEngine"].items():
+        for engine, row in rows.items():
+            if engine == "acrossEngines":
+                b, m = row["beatSpreadMs"], row["engineMeanSpreadMs"]
+                print(
+                    f"{phase:9} {'across':14} {'':26} {b['p50']}/{b['p95']}"
+                    f"   (engine means {m['p50']}/{m['p95']})"
+                )
+                continue
+            o, b = row["offsetErrorMs"], row["beatSpreadMs"]
+            print(
+                f"{phase:9} {engine:14} {o['p50']}/{o['p95']}/{o['p99']:<14} "
+                f"{b['p50']}/{b['p95']:<14} {row['calibrationHalfWidthMs']}"
+            )
+
+
 def cli() -> None:
     parser = argparse.ArgumentParser(description="follower-page timing benchmark")
-    parser.add_argument("--pages", type=int, default=3, help="Chromium follower pages")
+    parser.add_argument(
+        "--engine",
+        choices=(*ENGINES, "mixed"),
+        default="chromium",
+        help="the pages' browser engine; mixed: pages of all three in one session",
+    )
+    parser.add_argument(
+        "--pages", type=int, default=None, help="pages per engine (3; mixed: 2 per engine)"
+    )
     parser.add_argument("--python", type=int, default=5, help="Python followers")
     parser.add_argument("--loopback-s", type=float, default=25.0)
     parser.add_argument("--wifi-s", type=float, default=60.0)
@@ -991,13 +1373,32 @@ def cli() -> None:
     )
     parser.add_argument("--call-every-s", type=float, default=4.0, help="time between calls")
     parser.add_argument("--seed", type=int, default=4)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sync_bench.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results (bench/results/sync_bench.json; other engines sync_bench_<engine>.json)",
+    )
     parser.add_argument("--plot", type=Path, default=None, help="write the PNG plot here")
     args = parser.parse_args()
+    if args.pages is None:
+        args.pages = 2 if args.engine == "mixed" else 3
+    if args.out is None:
+        suffix = "" if args.engine == "chromium" else f"_{args.engine}"
+        args.out = ROOT / "bench" / "results" / f"sync_bench{suffix}.json"
+    for engine in page_engines(args.engine) if args.pages > 0 else ():
+        reason = missing_reason(engine)
+        if reason is not None:
+            parser.error(f"{engine}: {reason}")
+    started = time.monotonic()
     results = asyncio.run(main(args))
+    results["runSeconds"] = round(time.monotonic() - started, 1)
+    results["loadAverage"] = {"end": list(os.getloadavg())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    results["perEngine"] = per_engine_summary(results)
     args.out.write_text(json.dumps(results, indent=1))
+    print_summary(results)
     print(f"\nwrote {args.out}")
     if args.plot is not None:
         plot(results, args.plot)

@@ -368,7 +368,16 @@ class ThreadedBrowser:
 class FirefoxBrowser(ThreadedBrowser):
     engine = "firefox"
 
-    def __init__(self, *, audio_output: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        audio_output: bool = True,
+        headless: bool = True,
+        pulse_env: dict[str, str] | None = None,
+    ) -> None:
+        """``headless=False``: a real window in an Xvfb display started here. ``pulse_env``
+        (``PULSE_SERVER``, ``PULSE_SINK``): play into that PulseAudio daemon and sink
+        instead of a private one, e.g. one that records several browsers on one clock."""
         super().__init__()
         with warnings.catch_warnings():
             # mozrunner, imported by marionette-driver, imports telnetlib and calls
@@ -382,7 +391,11 @@ class FirefoxBrowser(ThreadedBrowser):
         try:
             prefs_set = dict(FIREFOX_PREFS)
             profile = Path(self.services.tempdir("bandsync-firefox-"))
-            if audio_output:
+            if not headless:
+                self.services.start_xvfb()
+            if pulse_env is not None:
+                self.services.env.update(pulse_env)
+            elif audio_output:
                 self.services.start_pulseaudio()
             else:
                 # No output even on a desktop with a sound card: PulseAudio only, and none there.
@@ -393,7 +406,14 @@ class FirefoxBrowser(ThreadedBrowser):
             )
             (profile / "user.js").write_text(prefs)
             self.process = subprocess.Popen(
-                [FIREFOX, "--headless", "--marionette", "--no-remote", "--profile", str(profile)],
+                [
+                    FIREFOX,
+                    *(["--headless"] if headless else []),
+                    "--marionette",
+                    "--no-remote",
+                    "--profile",
+                    str(profile),
+                ],
                 env=dict(os.environ, **self.services.env, MOZ_CRASHREPORTER_DISABLE="1"),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -448,7 +468,10 @@ class FirefoxBrowser(ThreadedBrowser):
 class WebKitBrowser(ThreadedBrowser):
     engine = "webkit"
 
-    def __init__(self, *, audio_output: bool = True) -> None:
+    def __init__(
+        self, *, audio_output: bool = True, pulse_env: dict[str, str] | None = None
+    ) -> None:
+        """``pulse_env`` as for ``FirefoxBrowser`` (MiniBrowser is always a real window)."""
         super().__init__()
         from selenium import webdriver
         from selenium.webdriver.common.by import By
@@ -456,7 +479,9 @@ class WebKitBrowser(ThreadedBrowser):
         self.by = By
         try:
             self.services.start_xvfb()
-            if audio_output:
+            if pulse_env is not None:
+                self.services.env.update(pulse_env)
+            elif audio_output:
                 self.services.start_pulseaudio()
             options = webdriver.WebKitGTKOptions()
             options.binary_location = minibrowser_path() or "MiniBrowser"
