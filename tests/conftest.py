@@ -41,6 +41,7 @@ TIMED = frozenset(
         "test_form_page.py",
         "test_resume.py",
         "test_setlist_page.py",
+        "test_voice.py",
         "test_wifi_emulator.py",
     }
 )

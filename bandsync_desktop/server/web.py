@@ -31,6 +31,7 @@ _CONTENT_TYPES: Final = {
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
     ".png": "image/png",
+    ".wav": "audio/wav",
     ".json": "application/json",
     ".webmanifest": "application/manifest+json",
 }

@@ -1,7 +1,7 @@
 /*
  * Audio: the click, scheduled on the audio clock from the timeline; its sound, volume, accent
- * and subdivisions; vibration on the beat; the output latency (the nudge) and the tap-along
- * calibration that measures it (the math in calibrate.js).
+ * and subdivisions; the spoken count-in; vibration on the beat; the output latency (the nudge)
+ * and the tap-along calibration that measures it (the math in calibrate.js).
  */
 
 import { offsetNow, reportSync } from './clock.js';
@@ -242,8 +242,8 @@ function settled(readings, perfNow) {
 
 // -- what the player chose (settings.js keeps it; the sheet shows it) ----------------------
 
-/** The sheet's choices, loaded once: {sound, volume, accent, subdivision, vibrate, output,
- * outputDelays}. The latency in force (state.nudgeMs) is outputDelays[output]. */
+/** The sheet's choices, loaded once: {sound, volume, accent, subdivision, vibrate, voice,
+ * output, outputDelays}. The latency in force (state.nudgeMs) is outputDelays[output]. */
 const comforts = loadComforts();
 
 /** The one gain every sound goes through (the player's volume), made with the context. */
@@ -343,8 +343,131 @@ function stopFuture(items, now) {
         /* already stopped */
       }
       item.entry.cancelled = true;
+      if (item.spoken) {
+        item.spoken.cancelled = true; // the click's entry of a beat the voice took
+      }
     }
   }
+}
+
+// -- the spoken count-in ---------------------------------------------------------------------
+
+/** The numbers the page ships (scripts/make_voice): web/voice/1.wav ... 12.wav. */
+export const VOICE_NUMBERS = 12;
+
+/** The samples peak at -1 dBFS; the volume's gain follows, as for the clicks. */
+export const VOICE_GAIN = 1.0;
+
+/** A word longer than its beat is cut at the next beat, faded out over this long. */
+export const VOICE_FADE_S = 0.012;
+
+/**
+ * The word a drummer calls on a count-in beat, or null for a beat left to the click.
+ * `beatsLeft`: whole beats to the song's downbeat (beatsPerBar..1 in the last bar).
+ * The last bar counts every beat ("one two three four"); a bar before it is called at half
+ * time when the bar has a middle ("one … two …" on beats 1 and 3 of 4/4, 1 and 4 of 6/8);
+ * a bar with an odd number of beats (3/4, 5/4, 7/8) counts every beat in every bar.
+ */
+export function countInWord(beatsLeft, inBar, beatsPerBar) {
+  if (beatsLeft <= beatsPerBar || beatsPerBar % 2 === 1) {
+    return inBar;
+  }
+  const half = beatsPerBar / 2;
+  return (inBar - 1) % half === 0 ? (inBar - 1) / half + 1 : null;
+}
+
+// The samples of the one AudioContext: fetched and decoded on first use (the option on and
+// a context made), each number on its own; one that fails leaves its beats to the click.
+const voice = { ctx: null, buffers: new Map(), failed: new Map(), loading: new Set() };
+
+const voiceLog = [];
+
+function decodeAudio(ctx, data) {
+  // (the callback form too: Safari before 14.1 returns no promise)
+  return new Promise((resolve, reject) => {
+    const promise = ctx.decodeAudioData(data, resolve, reject);
+    if (promise && typeof promise.catch === 'function') {
+      promise.catch(reject);
+    }
+  });
+}
+
+async function loadNumber(ctx, number) {
+  try {
+    const response = await fetch('/static/voice/' + number + '.wav');
+    if (!response.ok) {
+      throw new Error('HTTP ' + response.status);
+    }
+    const buffer = await decodeAudio(ctx, await response.arrayBuffer());
+    if (voice.ctx === ctx) {
+      voice.buffers.set(number, buffer);
+    }
+  } catch (err) {
+    if (voice.ctx === ctx) {
+      voice.failed.set(number, String((err && err.message) || err || 'failed'));
+    }
+  } finally {
+    if (voice.ctx === ctx) {
+      voice.loading.delete(number);
+    }
+  }
+}
+
+/** Starts loading the numbers not loaded (again: the ones that failed) into `ctx`. */
+function loadVoice(ctx) {
+  if (voice.ctx !== ctx) {
+    voice.ctx = ctx;
+    voice.buffers = new Map();
+    voice.failed = new Map();
+    voice.loading = new Set();
+  }
+  for (let number = 1; number <= VOICE_NUMBERS; number += 1) {
+    if (!voice.buffers.has(number) && !voice.loading.has(number)) {
+      voice.failed.delete(number);
+      voice.loading.add(number);
+      loadNumber(ctx, number);
+    }
+  }
+}
+
+/** The loaded sample of `number` (null: not loaded, still loading, or failed). */
+function voiceBuffer(ctx, number) {
+  return voice.ctx === ctx ? voice.buffers.get(number) ?? null : null;
+}
+
+/**
+ * One spoken number at audio time `when` into `destination`, its onset (the sample's first
+ * frame: make_voice trims the silence before the word) on `when`; cut at `when + maxS`
+ * when the word is longer. Returns the source node (stopped to cancel it).
+ */
+export function playVoice(ctx, destination, when, buffer, maxS) {
+  const source = ctx.createBufferSource();
+  source.buffer = buffer;
+  const gain = ctx.createGain();
+  gain.gain.value = VOICE_GAIN;
+  source.connect(gain).connect(destination);
+  const length = Math.min(buffer.duration, maxS);
+  if (length < buffer.duration) {
+    gain.gain.setValueAtTime(VOICE_GAIN, Math.max(when, when + length - VOICE_FADE_S));
+    gain.gain.linearRampToValueAtTime(0, when + length);
+  }
+  source.start(when);
+  source.stop(when + length);
+  return source;
+}
+
+/** For the hook: what was spoken, and the samples' state. */
+export function voiceTimes() {
+  return voiceLog.map((entry) => ({ ...entry }));
+}
+
+export function voiceInfo() {
+  return {
+    enabled: comforts.voice,
+    loaded: [...voice.buffers.keys()].sort((a, b) => a - b),
+    failed: Object.fromEntries(voice.failed),
+    loading: [...voice.loading].sort((a, b) => a - b),
+  };
 }
 
 export function cancelClicks() {
@@ -436,6 +559,9 @@ export function scheduleClicks() {
   if (!state.clickEnabled || !ctx) {
     return;
   }
+  if (comforts.voice && voice.ctx !== ctx) {
+    loadVoice(ctx); // (first use: the click on, the option on, a context made)
+  }
   const audioMap = readAudioMap(ctx);
   if (audioMap === null) {
     return;
@@ -476,10 +602,14 @@ export function scheduleClicks() {
       late: audioTime < currentAudio,
       audioClock: clock.source,
       audioMap,
+      spoken: null,
+      unspoken: null,
     };
-    if (!entry.late) {
-      const voice = { sound: comforts.sound, accent, sub: event.sub > 0 };
-      const { node, peak } = playClick(ctx, master, audioTime, voice);
+    const said = comforts.voice && event.countIn && event.sub === 0
+      ? speakCountIn(ctx, timeline, event, entry) : null;
+    if (!entry.late && !said) {
+      const voiceOf = { sound: comforts.sound, accent, sub: event.sub > 0 };
+      const { node, peak } = playClick(ctx, master, audioTime, voiceOf);
       entry.peak = peak;
       state.scheduled.push({ audioTime, node, entry });
     }
@@ -489,6 +619,51 @@ export function scheduleClicks() {
     }
   }
   state.scheduledUntil = to;
+}
+
+/**
+ * The count-in beat of click `entry` spoken instead of clicked, at the click's instant: the
+ * same time mapping, latency and lateness. Returns whether a word takes the beat; false (the
+ * click plays) for a beat the call leaves to the click and for a number whose sample is not
+ * loaded (still loading, or failed: never silence).
+ */
+function speakCountIn(ctx, timeline, event, entry) {
+  const segment = timeline.segmentAt(event.time);
+  const beatsLeft = Math.round((segment.anchor - event.time) / segment.beatMs);
+  const number = countInWord(beatsLeft, event.inBar, segment.beatsPerBar);
+  if (number === null) {
+    return false;
+  }
+  const buffer = voiceBuffer(ctx, number);
+  if (buffer === null) {
+    entry.unspoken = number;
+    return false;
+  }
+  entry.spoken = number;
+  const spoken = {
+    number,
+    beat: event.beat,
+    inBar: event.inBar,
+    beatsLeft,
+    beatServerTime: entry.beatServerTime,
+    playServerTime: entry.playServerTime,
+    audioTime: entry.audioTime,
+    nudgeMs: entry.nudgeMs,
+    durationS: buffer.duration,
+    lengthS: Math.min(buffer.duration, segment.beatMs / 1000),
+    late: entry.late,
+    cancelled: false,
+    audioMap: entry.audioMap,
+  };
+  if (!entry.late) {
+    const node = playVoice(ctx, master, entry.audioTime, buffer, segment.beatMs / 1000);
+    state.scheduled.push({ audioTime: entry.audioTime, node, entry: spoken, spoken: entry });
+  }
+  voiceLog.push(spoken);
+  if (voiceLog.length > CLICK_LOG) {
+    voiceLog.shift();
+  }
+  return true;
 }
 
 export function setClick(enabled) {
@@ -602,6 +777,14 @@ export function setAccent(accent) {
 
 export function setVibrate(vibrate) {
   choose('vibrate', Boolean(vibrate) && vibrationSupported());
+}
+
+/** The spoken count-in: its samples load with the first context (now, if there is one). */
+export function setVoice(enabled) {
+  if (enabled && state.audio) {
+    loadVoice(state.audio);
+  }
+  choose('voice', Boolean(enabled));
 }
 
 /** The output the player hears: its own latency comes back with it. */
@@ -890,6 +1073,7 @@ export function comfortsInfo() {
     subdivision: comforts.subdivision,
     vibrate: comforts.vibrate,
     vibrationSupported: vibrationSupported(),
+    voice: comforts.voice,
     output: comforts.output,
     outputDelays: { ...comforts.outputDelays },
     outputGain: master ? master.gain.value : null,
@@ -914,6 +1098,7 @@ export function initComforts() {
     subdivision: setSubdivision,
     accent: setAccent,
     vibrate: setVibrate,
+    voice: setVoice,
     output: setOutput,
     calibrate: startCalibration,
   });

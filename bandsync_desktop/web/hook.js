@@ -2,7 +2,7 @@
  * The read-only test hook window.bandsync (docs/follower-page.md).
  */
 
-import { calibrationInfo, comfortsInfo, vibrationLog } from './audio.js';
+import { calibrationInfo, comfortsInfo, vibrationLog, voiceInfo, voiceTimes } from './audio.js';
 import { offsetNow, serverNow } from './clock.js';
 import { formInfo } from './form.js';
 import { setlistInfo } from './setlist.js';
@@ -39,6 +39,7 @@ export function exposeHook() {
     clickEnabled: () => state.clickEnabled,
     comforts: () => comfortsInfo(),
     calibration: () => calibrationInfo(),
+    voice: () => voiceInfo(),
     audioState: () => (state.audio ? state.audio.state : null),
     lastError: () => (state.lastError ? { ...state.lastError } : null),
     lastSnapshot: () => state.lastSnapshotInfo,
@@ -65,6 +66,7 @@ export function exposeHook() {
   hook.segments = () => (state.timeline ? state.timeline.segments.map((s) => ({ ...s })) : []);
   hook.clickTimes = () => state.clickLog.map((entry) => ({ ...entry }));
   hook.vibrations = () => vibrationLog();
+  hook.voiceTimes = () => voiceTimes();
   hook.timelineLog = () => state.timelineLog.map((entry) => ({ ...entry, starts: [...entry.starts] }));
   Object.freeze(hook);
   Object.defineProperty(window, 'bandsync', { value: hook, writable: false, configurable: false });

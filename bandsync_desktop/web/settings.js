@@ -1,7 +1,8 @@
 /*
  * What a phone remembers between visits (localStorage) and the limits of what it may hold,
  * and the settings sheet: the player's click sound, volume, accent, subdivisions, vibration,
- * audio output and its latency, chosen in one compact sheet that opens from one button.
+ * spoken count-in, audio output and its latency, chosen in one compact sheet that opens from
+ * one button.
  *
  * The sheet only shows values and reports choices: what a choice does (the audio graph, the
  * scheduler, the calibration) is audio.js's, passed in as `actions` (no import of audio.js
@@ -23,6 +24,7 @@ export const STORE = {
   accent: 'bandsync.accent',
   subdivision: 'bandsync.subdivision',
   vibrate: 'bandsync.vibrate',
+  voice: 'bandsync.voice',
   output: 'bandsync.output',
   /** JSON {speaker, wired, bluetooth}: each output's latency, in ms. */
   outputDelays: 'bandsync.outputDelays',
@@ -128,7 +130,8 @@ export function loadOutputDelays() {
   return delays;
 }
 
-/** Every choice of the sheet, as stored (or the defaults: today's beep at full volume). */
+/** Every choice of the sheet, as stored (or the defaults: today's beep at full volume, no
+ * spoken count-in: what a band hears at the top of a song changes only when a player asks). */
 export function loadComforts() {
   return {
     sound: choice(STORE.sound, SOUNDS, 'beep'),
@@ -136,6 +139,7 @@ export function loadComforts() {
     accent: load(STORE.accent, 'true') !== 'false',
     subdivision: choice(STORE.subdivision, SUBDIVISIONS, 'off'),
     vibrate: load(STORE.vibrate, 'false') === 'true',
+    voice: load(STORE.voice, 'false') === 'true',
     output: choice(STORE.output, OUTPUTS, 'speaker'),
     outputDelays: loadOutputDelays(),
   };
@@ -162,6 +166,7 @@ const sheet = {
   subdivision: $('set-subdivision'),
   accent: $('set-accent'),
   vibrate: $('set-vibrate'),
+  voice: $('set-voice'),
   output: $('set-output'),
   delay: $('set-delay'),
   calibrate: $('calibrate-open'),
@@ -186,6 +191,7 @@ export function showComforts(comforts, vibrationSupported) {
   sheet.accent.setAttribute('aria-pressed', String(comforts.accent));
   sheet.vibrate.setAttribute('aria-pressed', String(comforts.vibrate && vibrationSupported));
   sheet.vibrate.disabled = !vibrationSupported;
+  sheet.voice.setAttribute('aria-pressed', String(comforts.voice));
   setText(sheet.delay, formatDelay(comforts.outputDelays[comforts.output]));
 }
 
@@ -222,7 +228,8 @@ export function flagSheet() {
 
 /**
  * Wires the sheet. `actions`: {sound(v), volume(n), subdivision(v), accent(bool),
- * vibrate(bool), output(v), calibrate()}; each is called with the player's choice.
+ * vibrate(bool), voice(bool), output(v), calibrate()}; each is called with the player's
+ * choice.
  */
 export function bindSheet(actions) {
   sheet.open.addEventListener('click', () => (sheetOpen() ? closeSheet() : openSheet()));
@@ -248,6 +255,7 @@ export function bindSheet(actions) {
   });
   toggle(sheet.accent, actions.accent);
   toggle(sheet.vibrate, actions.vibrate);
+  toggle(sheet.voice, actions.voice);
   sheet.calibrate.addEventListener('click', () => {
     closeSheet();
     actions.calibrate();
