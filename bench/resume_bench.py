@@ -137,6 +137,10 @@ class CutProxy:
         self.target = (target_host, target_port)
         self.port = 0
         self.cut = False
+        #: connections opened to the proxy, and those of them refused while cut (each one is
+        #: an attempt of the page to get back)
+        self.connections = 0
+        self.refused = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -173,7 +177,9 @@ class CutProxy:
                 await task
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         if self.cut:
+            self.refused += 1
             writer.transport.abort()
             return
         try:
@@ -252,13 +258,18 @@ def page_real_of_mono(calibration: Calibration, server: Any, mono_ms: float) -> 
     return mono_ms + monotonic_offset_ms(server) - calibration.shift
 
 
-async def install(page: Any) -> None:
-    """Put the probe into the page (once)."""
+async def run_in_page(page: Any, source: str) -> None:
+    """Run the statements ``source`` in the page's own world (see ``PROBE_JS``)."""
     if page.engine == "firefox":
         client = page.browser.client
-        await asyncio.to_thread(client.execute_script, PROBE_JS, sandbox=None)
+        await asyncio.to_thread(client.execute_script, source, sandbox=None)
     else:
-        await page.js(f"({PROBE_JS.strip().rstrip(';')}, true)")
+        await page.js(f"(() => {{ {source} }})() ?? true")
+
+
+async def install(page: Any) -> None:
+    """Put the probe into the page (once)."""
+    await run_in_page(page, PROBE_JS)
     assert await page.js("Boolean(window.__resume)") is True, "the probe did not install"
 
 

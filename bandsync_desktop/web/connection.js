@@ -86,6 +86,36 @@ export function startJoin(sessionId, name) {
   }
 }
 
+/** How long the join burst waits for a polling connection to become a websocket. */
+export const UPGRADE_WAIT_MS = 300;
+
+/**
+ * Run ``then`` once the connection is a websocket (or after UPGRADE_WAIT_MS, or if the upgrade
+ * fails). A reconnection opens with long-polling: a clock sample sent over it, or across the
+ * switch, has a round trip of several HTTP requests, and the first sample after a reconnect
+ * replaces the clock estimate (clock.js). Until then the last estimate (the same server) holds.
+ */
+function onWebsocket(socket, then) {
+  const engine = socket.io.engine;
+  if (!engine || !engine.transport || engine.transport.name === 'websocket') {
+    then();
+    return;
+  }
+  let done = false;
+  const once = () => {
+    if (!done) {
+      done = true;
+      window.clearTimeout(timer);
+      engine.off('upgrade', once);
+      engine.off('upgradeError', once);
+      then();
+    }
+  };
+  const timer = window.setTimeout(once, UPGRADE_WAIT_MS);
+  engine.on('upgrade', once);
+  engine.on('upgradeError', once);
+}
+
 export function sendJoin() {
   const socket = state.socket;
   state.version = -Infinity; // a restarted server counts versions from the start again
@@ -128,9 +158,11 @@ export function sendJoin() {
       setLeading(state.role === 'leader');
       updateConnection();
       state.freshEstimator = state.estimator.size ? new core.OffsetEstimator() : null;
-      burst(BURST_AT_JOIN, BURST_GAP_MS);
-      // the console shows link health as soon as the join burst is in, not 5 s later
-      window.setTimeout(reportSync, BURST_AT_JOIN * BURST_GAP_MS + 250);
+      onWebsocket(socket, () => {
+        burst(BURST_AT_JOIN, BURST_GAP_MS);
+        // the console shows link health as soon as the join burst is in, not 5 s later
+        window.setTimeout(reportSync, BURST_AT_JOIN * BURST_GAP_MS + 250);
+      });
     },
   );
 }
@@ -185,9 +217,44 @@ export function leave() {
   updateConnection();
 }
 
+/** The first connection: straight to a websocket (nothing has failed yet). */
+export const FIRST_TRANSPORTS = ['websocket', 'polling'];
+/**
+ * Every reconnection: long-polling first, upgraded to a websocket once in. Firefox holds back a
+ * new websocket to a host whose websocket attempts just failed (its pref
+ * network.websocket.delay-failed-reconnects, on by default), longer after each failure: through
+ * a 3 s cut its attempts came 0.47, 0.71, 1.06 s apart, and its first websocket after the network
+ * returned went out up to 1.1 s later (resume_bench.py). Plain HTTP is not held back: a poll gets
+ * in at the next attempt, and the upgrade to a websocket (none failed since) follows at once.
+ */
+export const RECONNECT_TRANSPORTS = ['polling', 'websocket'];
+
+/** The next attempts open with polling, and a failed poll is a failed attempt (no websocket
+ * tried behind it while the network is down: each would lengthen Firefox's hold). */
+function reconnectWithPolling(socket) {
+  socket.io.opts.transports = RECONNECT_TRANSPORTS.slice();
+  socket.io.opts.tryAllTransports = false;
+}
+
+/**
+ * Try at once rather than at the next backoff tick: the network is back or the phone woke.
+ * Only a socket that wants to be connected (not one the page closed: removed, left); a socket
+ * not connected has nothing to close, so dropping its waiting attempt is silent.
+ */
+export function reconnectNow() {
+  const socket = state.socket;
+  if (!socket || socket.connected || !socket.active) {
+    return false;
+  }
+  reconnectWithPolling(socket);
+  socket.disconnect(); // cancels the pending attempt and its timer
+  socket.connect();
+  return true;
+}
+
 export function connectSocket() {
   const socket = window.io({
-    transports: ['websocket', 'polling'],
+    transports: FIRST_TRANSPORTS.slice(),
     tryAllTransports: true,
     reconnection: true,
     // Wi-Fi back, the page is back within half a second (resume_bench.py): every 0.25-0.5 s
@@ -197,6 +264,12 @@ export function connectSocket() {
     autoConnect: true,
   });
   state.socket = socket;
+  window.addEventListener('online', reconnectNow);
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') {
+      reconnectNow();
+    }
+  });
 
   socket.on('connect', () => {
     state.connected = true;
@@ -212,6 +285,7 @@ export function connectSocket() {
     updateConnection();
   });
   socket.on('disconnect', (reason) => {
+    reconnectWithPolling(socket);
     const wasJoined = state.joined;
     state.connected = false;
     state.joined = false;
@@ -230,6 +304,7 @@ export function connectSocket() {
     updateConnection();
   });
   socket.on('connect_error', () => {
+    reconnectWithPolling(socket);
     state.connected = false;
     if (state.wantJoined) {
       showBanner(state.offline ? OFFLINE_TEXT : 'Cannot reach the server — retrying…');
