@@ -14,15 +14,17 @@ export const CHART_SIZES = Object.freeze([16, 19, 22, 26, 30, 35, 40]);
 
 export const CHART_SIZE_DEFAULT = 22;
 
-/** The song facts the header line shows, in its order, and how each reads. */
+/**
+ * The song facts the header line shows, in its order, and how each reads. Not the chart's
+ * {tempo} or {time}: the page shows the band's live tempo and meter above, and a figure written
+ * in the chart contradicts them as soon as the leader plays it at another tempo.
+ */
 const FACTS = [
   ['title', (v) => v],
   ['subtitle', (v) => v],
   ['artist', (v) => v],
   ['key', (v) => 'Key ' + v],
   ['capo', (v) => 'Capo ' + v],
-  ['tempo', (v) => (/^\d+(\.\d+)?$/.test(v) ? v + ' BPM' : v)],
-  ['time', (v) => v],
 ];
 
 const NOTES = new Set(['comment', 'comment_italic', 'comment_box', 'highlight']);

@@ -7,7 +7,7 @@ import { renderSong } from './chart.js';
 import { serverNow } from './clock.js';
 import { el, setText } from './dom.js';
 import { onLeaderMemberId, setLeading } from './lead.js';
-import { save, STORE } from './settings.js';
+import { load, save, STORE } from './settings.js';
 import { core, state } from './state.js';
 import { showAlone } from './view.js';
 
@@ -88,7 +88,7 @@ export function onSnapshot(snapshot) {
   const others = (snapshot.members || []).filter(
     (m) => !(state.socket && m && m.socketId === state.socket.id));
   const alone = !snapshot.leaderMemberId && !snapshot.leaderName && others.length === 0;
-  showAlone(alone);
+  showAlone(alone, load(STORE.session, null) === state.sessionId);
   if (!alone) {
     save(STORE.session, state.sessionId); // a session with a band in it is worth offering again
   }

@@ -19,12 +19,18 @@ export const OFFLINE_TEXT = 'Offline — following the last tempo; changes can\'
 
 export const REFUSAL_SHOWN_MS = 8000;
 
-/** Says "nobody else is here" when this page is alone in its session: likely a typo. */
-export function showAlone(alone) {
+/**
+ * Says "nobody else is here" when this page is alone in its session. In a session this device
+ * has never seen a band in, that is likely a typo; in one it has (the first to arrive, or the
+ * first back after a server restart), the others are simply not here yet.
+ */
+export function showAlone(alone, bandSeenHere) {
   state.alone = Boolean(alone);
   if (state.alone) {
-    setText(el.aloneText, 'Nobody else is in session \u2018' + state.sessionId +
-      '\u2019 — check the code');
+    const session = '\u2018' + state.sessionId + '\u2019';
+    setText(el.aloneText, bandSeenHere
+      ? 'Nobody else is in session ' + session + ' yet — waiting for the band'
+      : 'Nobody else is in session ' + session + ' — check the code');
   }
   el.alone.hidden = !state.alone;
   updateConnection();

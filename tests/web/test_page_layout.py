@@ -415,6 +415,12 @@ async def test_offline_notice_is_in_view_and_the_page_keeps_time(browser, start_
             await page.page.wait_for_timeout(300)
             back = await geometry(page)
             assert back["playState"] == "Paused", back["playState"]
+            # first back after the restart, the others not yet: no "check the code" (this
+            # device has played in this session), but not a green "all is well" either
+            if await page.js("bandsync.alone"):
+                notice = await page.text("#alone")
+                assert "check the code" not in notice, notice
+                assert "\u2018jam\u2019 yet — waiting for the band" in notice, notice
             assert_fits_one_screen(back, "rejoined")
             assert_on_screen(back, "#barbeat", "#chart-box")
             line, chart = back["line"], back["chart"]
@@ -608,7 +614,8 @@ async def test_chordpro_renders_chords_over_syllables_and_hides_markup(browser, 
         # the song's facts in one header line, the title (once) in the state row
         assert layout["title"] == "Autumn Leaves"
         assert layout["factsShown"] is True
-        assert layout["facts"] == "Kosma / Prévert · Key Gm · Capo 2 · 120 BPM · 4/4"
+        # not the chart's {tempo: 120}: the band plays it at 240, shown above
+        assert layout["facts"] == "Kosma / Prévert · Key Gm · Capo 2"
         # comments are notes, the chorus is marked with a bar the rest of the chart lacks
         assert layout["notes"] == ["Swing feel, brushes", "hold it"]
         assert layout["chorus"] == [10, 11, 12]
@@ -798,9 +805,23 @@ async def test_a_mistyped_session_says_nobody_else_is_there(browser, server, vie
         # an open session someone else starts: alone until a second player arrives
         first = await open_at(browser, f"{server.url}/s/garage?name=One", viewport)
         await first.wait("!document.getElementById('alone').hidden")
+        assert "check the code" in await first.text("#alone")  # never seen a band here
         second = await open_at(browser, f"{server.url}/s/garage?name=Two", viewport)
         await first.wait("document.getElementById('alone').hidden", timeout=5)
         assert await second.page.is_hidden("#alone")
+
+        # the next rehearsal: this device played in 'jam', and is the first to arrive. Not a
+        # typo: the page says the band is not here yet
+        await leader.close()
+        await page.page.reload()
+        await page.wait("!document.getElementById('join').hidden")
+        assert await page.page.input_value("#session-input") == "jam"
+        await page.page.click("#join-button")
+        await page.wait("bandsync.joined && bandsync.alone")
+        notice = await page.text("#alone")
+        assert "check the code" not in notice, notice
+        assert "Nobody else is in session \u2018jam\u2019 yet — waiting for the band" in notice
+        assert await page.text("#conn") == "Alone here"
         assert page.errors == [] and first.errors == [] and second.errors == []
     finally:
         await leader.close()
