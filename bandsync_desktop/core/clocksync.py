@@ -25,6 +25,22 @@ of those bounds holds the true rate while it stays constant. Once it is known to
 forward at its middle, and ``DRIFT_BOUND`` bounds what is left. An empty intersection (a
 clock step, as when a phone's monotonic clock pauses in deep sleep), or one that asks for a
 rate beyond ``MAX_RATE``, starts the anchors again and keeps the rate until they know better.
+
+What is left is bounded more tightly once the anchors pin the rate more tightly than that:
+by their half-width plus ``RATE_WANDER``. Each pair's bound holds the mean rate over its span,
+so a rate that moves by at most ``RATE_WANDER`` within the anchors' five minutes stays within
+that of the intersection, and the bound still holds the truth. 5 ppm is what temperature does
+to a crystal in five minutes with room to spare: an AT-cut crystal's frequency follows a cubic
+in temperature (Gerber and Ballato's coefficients: about 0.1-0.3 ppm per degree near room
+temperature, 0.7 at 45 degrees from it), a TCXO holds ±0.5-2.5 ppm over its whole range, and
+a phone or a laptop warms by a few degrees in minutes, not by tens. (A 32 kHz tuning fork's
+parabola, -0.034 ppm per degree squared, gives 1.4 ppm per degree 20 degrees from its turning
+point: 5 ppm in five minutes is then a degree a minute.) The simulated links pin the rate to
+about 45 ppm two minutes in and 20 ppm from five (a wired one to 6 ppm), so a 10 s old sample
+widens by 0.45 and 0.2 ms instead of 1 ms. Within that bound a new sample always meets the
+estimate; one that does not is a step the anchors missed (a few ms): the samples and anchors
+before it are dropped and ``DRIFT_BOUND`` applies again, as after any step, until the anchors
+pin the rate anew.
 """
 
 from __future__ import annotations
@@ -39,6 +55,7 @@ DRIFT_BOUND: Final = 100e-6  # ms of possible drift per ms of age (100 ppm, twic
 SKEW_BUCKET_MS: Final = 2500.0  # one rate anchor (the tightest sample) per this long
 SKEW_ANCHORS: Final = 120  # anchors kept: five minutes of them
 MAX_RATE: Final = 2000e-6  # beyond this no crystal runs: a clock step, not a rate
+RATE_WANDER: Final = 5e-6  # how far a crystal's rate may move within the anchors' 5 minutes
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +75,10 @@ class SyncSample:
     def offset(self) -> float:
         return ((self.t1 - self.t0) + (self.t2 - self.t3)) / 2.0
 
-    def bound_at(self, local_now: float) -> float:
-        """The error bound of this sample's offset at local time ``local_now``."""
-        return self.rtt / 2.0 + max(0.0, local_now - self.t3) * DRIFT_BOUND
+    def bound_at(self, local_now: float, drift: float = DRIFT_BOUND) -> float:
+        """The error bound of this sample's offset at local time ``local_now``, when the
+        offset's rate is known to within ``drift``."""
+        return self.rtt / 2.0 + max(0.0, local_now - self.t3) * drift
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,17 +116,29 @@ class OffsetEstimator:
         self._samples: deque[SyncSample] = deque(maxlen=window)
         self._anchors: deque[SyncSample] = deque(maxlen=SKEW_ANCHORS)
         self._skew = 0.0
+        self._drift = DRIFT_BOUND
 
     @property
     def skew(self) -> float:
         """The offset's measured rate of change (ms per local ms; 0 until it is known)."""
         return self._skew
 
+    @property
+    def drift(self) -> float:
+        """How far the offset's rate may be from ``skew`` (ms per local ms)."""
+        return self._drift
+
     def add(self, sample: SyncSample) -> None:
         if sample.t3 < sample.t0 or sample.t2 < sample.t1:
             raise ValueError("a sample's times must not run backwards")
-        self._samples.append(sample)
         anchors = self._anchors
+        if self._drift < DRIFT_BOUND and not self._agrees(sample):
+            # Within the tight bound a sample always meets the estimate, so the clock broke
+            # the model (a step): nothing before it, and nothing said of the rate, applies.
+            self._samples.clear()
+            anchors.clear()
+            self._drift = DRIFT_BOUND
+        self._samples.append(sample)
         if anchors and anchors[-1].t3 // SKEW_BUCKET_MS == sample.t3 // SKEW_BUCKET_MS:
             if sample.rtt < anchors[-1].rtt:
                 anchors[-1] = sample
@@ -127,6 +157,20 @@ class OffsetEstimator:
         # was), moved into what the anchors allow.
         skew = (lo + hi) / 2.0 if known else min(max(self._skew, lo), hi)
         self._skew = min(max(skew, -MAX_RATE), MAX_RATE)
+        # Every pair of anchors bounds the mean rate over its span, so a rate that moves by up
+        # to RATE_WANDER within the anchors' span stays within that of what they allow: once
+        # that is tighter than DRIFT_BOUND, it bounds what carrying at ``skew`` leaves. (A
+        # step clears the anchors, and with them this bound.)
+        pinned = (hi - lo) / 2.0 + RATE_WANDER
+        tight = known and self._skew == skew and pinned < DRIFT_BOUND
+        self._drift = pinned if tight else DRIFT_BOUND
+
+    def _agrees(self, sample: SyncSample) -> bool:
+        estimate = self.estimate(sample.t3)
+        if estimate is None:
+            return True
+        gap = abs(sample.offset - estimate.offset)
+        return gap <= sample.rtt / 2.0 + estimate.uncertainty
 
     def __len__(self) -> int:
         return len(self._samples)
@@ -137,7 +181,7 @@ class OffsetEstimator:
         rtt = math.inf
         used = 0
         for sample in reversed(self._samples):
-            bound = sample.bound_at(local_now)
+            bound = sample.bound_at(local_now, self._drift)
             carried = sample.offset + self._skew * (local_now - sample.t3)
             new_lo, new_hi = max(lo, carried - bound), min(hi, carried + bound)
             if new_lo > new_hi:

@@ -12,7 +12,9 @@
  * half-width the uncertainty. The offset's rate is measured as in Python: the tightest sample of
  * each SKEW_BUCKET_MS is an anchor, every pair of anchors bounds the rate, and once the
  * intersection of those bounds pins it within DRIFT_BOUND (or proves it beyond), each sample's
- * offset is carried forward at that rate.
+ * offset is carried forward at that rate. Once the anchors pin it more tightly than
+ * DRIFT_BOUND, their half-width plus RATE_WANDER (5 ppm) bounds the drift instead; a sample
+ * that then disagrees with the estimate is a step and clears that bound and the history.
  *
  * The timeline is the one of bandsync_desktop/core/timeline.py: a list of segments; the one
  * in force at server time t is the last whose startServerTime <= t (the first for earlier t).
@@ -39,6 +41,7 @@
   const SKEW_BUCKET_MS = 2500;
   const SKEW_ANCHORS = 120;
   const MAX_RATE = 2000e-6; // beyond this no crystal runs: a clock step, not a rate
+  const RATE_WANDER = 5e-6; // how far a crystal's rate may move within the anchors' 5 minutes
   const SNAP = 1e-6;
   const MS_PER_MINUTE = 60000;
 
@@ -61,8 +64,9 @@
     });
   }
 
-  function boundAt(sample, localNow) {
-    return sample.rtt / 2 + Math.max(0, localNow - sample.t3) * DRIFT_BOUND;
+  /** The error bound of a sample's offset at localNow, its rate known to within `drift`. */
+  function boundAt(sample, localNow, drift = DRIFT_BOUND) {
+    return sample.rtt / 2 + Math.max(0, localNow - sample.t3) * drift;
   }
 
   /** [lo, hi]: the offset's rates of change (ms per local ms) every pair of anchors allows. */
@@ -93,11 +97,19 @@
       this.samples = [];
       this.anchors = [];
       this.skew = 0; // the offset's measured rate (ms per local ms; 0 until it is known)
+      this.drift = DRIFT_BOUND; // how far the rate may be from skew
     }
 
     add(sample) {
       if (sample.t3 < sample.t0 || sample.t2 < sample.t1) {
         throw new RangeError("a sample's times must not run backwards");
+      }
+      if (this.drift < DRIFT_BOUND && !this.agrees(sample)) {
+        // within the tight bound a sample always meets the estimate, so the clock broke the
+        // model (a step): nothing before it, and nothing said of the rate, applies
+        this.samples = [];
+        this.anchors = [];
+        this.drift = DRIFT_BOUND;
       }
       this.samples.push(sample);
       if (this.samples.length > this.window) {
@@ -127,6 +139,20 @@
       // not known yet: the last rate (0 at first; a step keeps it), within what anchors allow
       const skew = known ? (lo + hi) / 2 : Math.min(Math.max(this.skew, lo), hi);
       this.skew = Math.min(Math.max(skew, -MAX_RATE), MAX_RATE);
+      // every pair of anchors bounds the mean rate over its span, so a rate that moves by up
+      // to RATE_WANDER within their span stays within that of what they allow: once tighter
+      // than DRIFT_BOUND, that bounds what carrying at skew leaves (a step clears it)
+      const pinned = (hi - lo) / 2 + RATE_WANDER;
+      const tight = known && this.skew === skew && pinned < DRIFT_BOUND;
+      this.drift = tight ? pinned : DRIFT_BOUND;
+    }
+
+    agrees(sample) {
+      const e = this.estimate(sample.t3);
+      if (e === null) {
+        return true;
+      }
+      return Math.abs(sample.offset - e.offset) <= sample.rtt / 2 + e.uncertainty;
     }
 
     get size() {
@@ -141,7 +167,7 @@
       let used = 0;
       for (let i = this.samples.length - 1; i >= 0; i -= 1) {
         const sample = this.samples[i];
-        const bound = boundAt(sample, localNow);
+        const bound = boundAt(sample, localNow, this.drift);
         const carried = sample.offset + this.skew * (localNow - sample.t3);
         const newLo = Math.max(lo, carried - bound);
         const newHi = Math.min(hi, carried + bound);
@@ -414,7 +440,7 @@
   }
 
   return Object.freeze({
-    DRIFT_BOUND, SKEW_BUCKET_MS, SKEW_ANCHORS, MAX_RATE, MS_PER_MINUTE, makeSample, boundAt, OffsetEstimator, barBeat,
+    DRIFT_BOUND, SKEW_BUCKET_MS, SKEW_ANCHORS, MAX_RATE, RATE_WANDER, MS_PER_MINUTE, makeSample, boundAt, OffsetEstimator, barBeat,
     segmentFromWire, timeOfBeat, Timeline,
   });
 });

@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bandsync_desktop.core.clocksync import DRIFT_BOUND, OffsetEstimator, SyncSample
+from bandsync_desktop.core.clocksync import (
+    DRIFT_BOUND,
+    RATE_WANDER,
+    SKEW_BUCKET_MS,
+    OffsetEstimator,
+    SyncSample,
+)
 
 
 def exchange(offset: float, t0: float, up: float, down: float, service: float = 0.1) -> SyncSample:
@@ -105,6 +111,68 @@ def test_the_truth_is_always_within_the_reported_uncertainty(true, delays):
         est.add(sample)
         t = sample.t3
     assert abs(est.offset(t) - true) <= est.uncertainty(t) + 1e-6 * max(1.0, abs(true))
+
+
+def pinned(seconds: float = 180.0, rate: float = 0.0) -> tuple[OffsetEstimator, float]:
+    """An estimator after ``seconds`` of exchanges every 500 ms (1-2 ms each way) with the
+    offset moving at ``rate``; and the local time of the last arrival."""
+    rng = random.Random(3)
+    est = OffsetEstimator()
+    t = 0.0
+    while t < seconds * 1000.0:
+        sample = exchange(1_000.0 + rate * t, t, rng.uniform(1.0, 2.0), rng.uniform(1.0, 2.0))
+        est.add(sample)
+        t += 500.0
+    return est, sample.t3
+
+
+def test_once_the_anchors_pin_the_rate_the_drift_bound_is_theirs():
+    est, _ = pinned()
+    assert est.drift < DRIFT_BOUND / 4
+    assert est.drift >= RATE_WANDER
+    # a lone sample's bound then widens at that rate, not DRIFT_BOUND
+    s = exchange(0.0, 0.0, 1.0, 1.0)
+    assert s.bound_at(s.t3 + 10_000, est.drift) == pytest.approx(1.0 + 10_000 * est.drift)
+    # before, it is DRIFT_BOUND
+    assert OffsetEstimator().drift == DRIFT_BOUND
+
+
+def test_a_step_the_anchors_miss_drops_the_history_and_the_tight_bound():
+    est, t = pinned()
+    before = est.estimate(t)
+    assert before is not None and before.samples > 10
+    # 6 ms lost between two exchanges: too little for the anchors' pairs to rule out as a
+    # rate, far more than the estimate and the new sample's interval allow together
+    est.add(exchange(1_006.0, t + 500.0, 1.5, 1.5))
+    after = est.estimate(t + 1_000.0)
+    assert after is not None and after.samples == 1
+    assert est.drift == DRIFT_BOUND
+    assert after.offset == pytest.approx(1_006.0, abs=1.5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rate=st.floats(-DRIFT_BOUND, DRIFT_BOUND),
+    seed=st.integers(0, 2**32),
+    slow=st.floats(0.0, 0.3),
+)
+def test_skewed_truth_stays_within_the_uncertainty_as_the_rate_is_pinned(rate, seed, slow):
+    """A clock within DRIFT_BOUND, 100 s of exchanges (a share of them slow): the
+    uncertainty holds the truth at every arrival, before and after the anchors pin the rate."""
+    rng = random.Random(seed)
+    est = OffsetEstimator()
+    t = rng.uniform(0.0, SKEW_BUCKET_MS)
+    while t < 100_000.0:
+        up, down = rng.uniform(0.2, 3.0), rng.uniform(0.2, 3.0)
+        if rng.random() < slow:
+            up += rng.expovariate(1 / 30)
+        sample = exchange(-5_000.0 + rate * t, t, up, down)
+        est.add(sample)
+        now = sample.t3 + rng.uniform(0.0, 500.0)
+        true = -5_000.0 + rate * now  # (as exchange() has it, the offset at local time)
+        assert abs(est.offset(now) - true) <= est.uncertainty(now) + 1e-6
+        t = sample.t3 + rng.uniform(300.0, 700.0)
+    assert est.drift < DRIFT_BOUND
 
 
 def test_backwards_samples_are_refused():

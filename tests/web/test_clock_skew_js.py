@@ -1,8 +1,10 @@
 """The page's estimator (web/sync.js, under node) on a skewed client clock.
 
 The same simulated runs as ``tests/core/test_clock_skew.py`` (the page's schedule, a quiet
-LAN and the Wi-Fi emulator's busy link, clocks at ±100 and ±500 ppm, a clock step): sync.js
-must give what core/clocksync.py gives, reading for reading, and so stay within the target.
+LAN and the Wi-Fi emulator's busy link, clocks at ±100 and ±500 ppm, a clock step; minutes of
+a wired link, where the anchors' tight drift bound shows, and a step too small for the
+anchors to notice): sync.js must give what core/clocksync.py gives, reading for reading, and so stay
+within the target.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tests.core.test_clock_skew import (
     TARGET_MS,
     WIFI,
     WIFI_MAX_MS,
+    WIRED,
     Run,
     errors,
     p95,
@@ -41,6 +44,14 @@ def test_sync_js_follows_a_skewed_clock_as_the_python_core_does():
         (
             simulate(500.0, LAN, seconds=90.0, seed=11, step_at_s=60.0, step_ms=7_000.0),
             61_000.0,
+            50e-6,
+        ),
+        # minutes in the anchors pin the rate and bound the drift (wired: that is what the
+        # intervals show); a 20 ms step the anchors miss, the estimate does not
+        (simulate(500.0, WIRED, seconds=360.0, seed=517), LEARN_MS, 20e-6),
+        (
+            simulate(-30.0, WIFI, seconds=270.0, seed=23, step_at_s=240.0, step_ms=6.0),
+            241_000.0,
             50e-6,
         ),
     ]
