@@ -32,7 +32,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.core.test_clock_skew import LAN, WIFI, Link, Run, simulate  # noqa: E402
+from tests.core.test_clock_skew import (  # noqa: E402
+    LAN,
+    WIFI,
+    Link,
+    Run,
+    python_run,
+    quantile,
+    readings,
+    simulate,
+)
 
 NAME = "clock_estimator_bench"
 #: Run lengths (s) -> the two instants (s after the join) the errors are taken from: the
@@ -67,31 +76,14 @@ def load(module: str) -> ModuleType:
 
 def estimates(core: ModuleType, run: Run, window: int | None) -> list[tuple[float, float] | None]:
     estimator = core.OffsetEstimator() if window is None else core.OffsetEstimator(window)
-    added = 0
-    out: list[tuple[float, float] | None] = []
-    for count, now, _, _ in run.queries:
-        while added < count:
-            estimator.add(core.SyncSample(*run.samples[added]))
-            added += 1
-        estimate = estimator.estimate(now)
-        out.append(None if estimate is None else (estimate.offset, estimate.uncertainty))
-    return out
+    return python_run(run, estimator=estimator, sample=core.SyncSample)[0]
 
 
 def signed_errors(
     run: Run, found: list[tuple[float, float] | None]
 ) -> dict[float, tuple[float, float]]:
     """True ms since the join -> (estimated - true server time, reported uncertainty)."""
-    return {
-        since: (now + estimate[0] - truth, estimate[1])
-        for (_, now, truth, since), estimate in zip(run.queries, found, strict=True)
-        if estimate is not None
-    }
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[int(q * (len(ordered) - 1))]  # as tests/core/test_clock_skew.py's p95
+    return {since: (error, unc) for since, error, unc in readings(run, found)}
 
 
 def case(
@@ -104,9 +96,9 @@ def case(
         late = [abs(e) for since, (e, _) in found.items() if since >= after_s * 1000.0]
         unc = [u for since, (_, u) in found.items() if since >= after_s * 1000.0]
         out[f"from{after_s:.0f}s"] = {
-            "p95Ms": round(pct(late, 0.95), 3),
+            "p95Ms": round(quantile(late, 0.95), 3),
             "maxMs": round(max(late), 3),
-            "uncertaintyP50Ms": round(pct(unc, 0.5), 3),
+            "uncertaintyP50Ms": round(quantile(unc, 0.5), 3),
         }
     out["outsideUncertainty"] = sum(1 for e, u in found.values() if abs(e) > u + 1e-9)
     out["outsideUncertaintyFrom30s"] = sum(
@@ -129,8 +121,8 @@ def spread(
     return {
         "followers": [{"ppm": p, "seed": s} for p, s in followers],
         "fromS": after_ms / 1000.0,
-        "spreadMs": {q: round(pct(spreads, v), 3) for q, v in quantiles},
-        "errorMs": {q: round(pct(errs, v), 3) for q, v in quantiles},
+        "spreadMs": {q: round(quantile(spreads, v), 3) for q, v in quantiles},
+        "errorMs": {q: round(quantile(errs, v), 3) for q, v in quantiles},
         "instants": len(late),
     }
 

@@ -82,24 +82,22 @@ CHANNELS = ("front-left", "front-right", "front-center", "rear-left")
 REFERENCE = "reference"
 
 
+def percentiles(
+    values: list[float], keys: tuple[str, ...] = ("p50", "p95", "max")
+) -> dict[str, float | int]:
+    """``keys`` of ``values``: "pN" is the N-th percentile, "max" the largest."""
+    if len(values) < 2:
+        return {"n": len(values)}
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    out: dict[str, float | int] = {"n": len(values)}
+    for key in keys:
+        out[key] = round(max(values) if key == "max" else q[int(key[1:]) - 1], 3)
+    return out
+
+
 def signed(values: list[float]) -> dict[str, float | int]:
     """A signed quantity's p5 / p50 / p95 (where it sits, and how far it scatters)."""
-    if len(values) < 2:
-        return {"n": len(values)}
-    q = statistics.quantiles(values, n=100, method="inclusive")
-    return {"n": len(values), "p5": round(q[4], 3), "p50": round(q[49], 3), "p95": round(q[94], 3)}
-
-
-def percentiles(values: list[float]) -> dict[str, float | int]:
-    if len(values) < 2:
-        return {"n": len(values)}
-    q = statistics.quantiles(values, n=100, method="inclusive")
-    return {
-        "n": len(values),
-        "p50": round(q[49], 3),
-        "p95": round(q[94], 3),
-        "max": round(max(values), 3),
-    }
+    return percentiles(values, ("p5", "p50", "p95"))
 
 
 class Pulse:

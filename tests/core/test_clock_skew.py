@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -132,11 +134,13 @@ def python_estimates(run: Run) -> list[tuple[float, float] | None]:
 
 
 def python_run(
-    run: Run, watch: int | None = None
-) -> tuple[list[tuple[float, float] | None], OffsetEstimator, list[float]]:
+    run: Run, watch: int | None = None, estimator: Any = None, sample: Any = SyncSample
+) -> tuple[list[tuple[float, float] | None], Any, list[float]]:
     """python_estimates, the estimator at the end, and its drift before and after adding the
-    sample numbered ``watch``."""
-    estimator = OffsetEstimator(32)
+    sample numbered ``watch``. ``estimator`` and ``sample`` (an OffsetEstimator and the
+    SyncSample it takes) default to core/clocksync.py's with a window of 32; the benchmark
+    passes another copy's."""
+    estimator = OffsetEstimator(32) if estimator is None else estimator
     added = 0
     drifts: list[float] = []
     out: list[tuple[float, float] | None] = []
@@ -144,7 +148,7 @@ def python_run(
         while added < count:
             if added == watch:
                 drifts.append(estimator.drift)
-            estimator.add(SyncSample(*run.samples[added]))
+            estimator.add(sample(*run.samples[added]))
             if added == watch:
                 drifts.append(estimator.drift)
             added += 1
@@ -154,17 +158,27 @@ def python_run(
     return out, estimator, drifts
 
 
+def readings(
+    run: Run, estimates: list[tuple[float, float] | None]
+) -> Iterator[tuple[float, float, float]]:
+    """(ms since the join, estimated - true server time, reported uncertainty) at each query
+    with an estimate."""
+    for (_, now, truth, since), estimate in zip(run.queries, estimates, strict=True):
+        if estimate is not None:
+            yield since, now + estimate[0] - truth, estimate[1]
+
+
 def errors(run: Run, estimates: list[tuple[float, float] | None], after_ms: float) -> list[float]:
     """|estimated - true server time| at the queries from ``after_ms`` after the join on."""
-    out = []
-    for (_, now, truth, since), estimate in zip(run.queries, estimates, strict=True):
-        if estimate is not None and since >= after_ms:
-            out.append(abs(now + estimate[0] - truth))
-    return out
+    return [abs(error) for since, error, _ in readings(run, estimates) if since >= after_ms]
+
+
+def quantile(values: list[float], q: float) -> float:
+    return sorted(values)[int(q * (len(values) - 1))]
 
 
 def p95(values: list[float]) -> float:
-    return sorted(values)[int(0.95 * (len(values) - 1))]
+    return quantile(values, 0.95)
 
 
 CASES = [
@@ -226,19 +240,13 @@ def outside(run: Run, estimates: list[tuple[float, float] | None], after_ms: flo
     reported uncertainty."""
     return [
         since
-        for (_, now, truth, since), estimate in zip(run.queries, estimates, strict=True)
-        if estimate is not None
-        and since >= after_ms
-        and abs(now + estimate[0] - truth) > estimate[1] + 1e-9
+        for since, error, uncertainty in readings(run, estimates)
+        if since >= after_ms and abs(error) > uncertainty + 1e-9
     ]
 
 
 def signed_errors(run: Run, estimates: list[tuple[float, float] | None]) -> dict[float, float]:
-    return {
-        since: now + estimate[0] - truth
-        for (_, now, truth, since), estimate in zip(run.queries, estimates, strict=True)
-        if estimate is not None
-    }
+    return {since: error for since, error, _ in readings(run, estimates)}
 
 
 @pytest.mark.parametrize("ppm", [100.0, -100.0])
