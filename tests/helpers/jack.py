@@ -92,8 +92,9 @@ class JackServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"jackd exited ({self.process.returncode}): {self.log()}")
             if time.monotonic() > deadline:
+                said = self.log()  # before stop(), which removes the log
                 self.stop()
-                raise RuntimeError(f"jackd did not answer in {timeout} s: {self.log()}")
+                raise RuntimeError(f"jackd did not answer in {timeout} s: {said}")
             time.sleep(0.02)
         self._previous_env = os.environ.get(ENV)
         os.environ[ENV] = self.name
