@@ -245,18 +245,22 @@ def test_the_page_reads_only_a_well_formed_form_and_show() -> None:
 #: Records every change the page makes to the strip, as it makes it (a MutationObserver runs
 #: right after the frame that drew it): the section lit, the frame it was lit in and the one
 #: before, with the page's own bar at both, and what the hook says.
-# ``beforeBar`` is the bar of the frame before, sampled then: read afterwards from the
-# timeline at ``before``, it failed when the snapshot of a jump's landing had already come
-# (the server prunes what is past: the timeline then starts at the jump and gave bar 0).
+# ``beforeBar`` is the bar of the frame before, as the page drew it then (its bar:beat, drawn
+# from the same instant as the strip): read afterwards from the timeline at ``before``, it
+# failed when the snapshot of a jump's landing had already come (the server prunes what is
+# past: the timeline then starts at the jump and gave bar 0); computed by the sampler at its
+# own instant, it failed on a loaded machine whose frame ran past the jump before the sampler
+# did (CI, 3 Dec: bar 7 for 3).
 RECORD = """(() => {
   const box = document.getElementById('song-form');
   window.formLog = [];
   const num = (v) => (v === undefined || v === '' ? null : Number(v));
   // each frame, after the page's own (its callback was asked for first): the bar it drew
+  const barbeat = document.getElementById('barbeat');
   let lastBar = null;
   const sample = () => {
-    const bb = bandsync.barBeat();
-    lastBar = bb ? bb.bar : null;
+    const drawn = /^(\\d+):\\d+$/.exec(barbeat.textContent);
+    lastBar = barbeat.hidden || !drawn ? null : Number(drawn[1]);
     requestAnimationFrame(sample);
   };
   requestAnimationFrame(sample);

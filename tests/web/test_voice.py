@@ -101,6 +101,12 @@ async def count_in(
     clicks and the words spoken, once a bar of the song has been placed."""
     await command(leader, "set_tempo", tempo=tempo)
     await command(leader, "set_meter", beatsPerBar=beats_per_bar, beatUnit=4)
+    # the page has them (and any stop before): a click that played before a stop reached it
+    # (a loaded machine's page, CI 3 Dec) is not taken for this song's
+    await page.wait(
+        f"!bandsync.isPlaying && bandsync.tempoBpm === {tempo}"
+        f" && bandsync.beatsPerBar === {beats_per_bar}"
+    )
     started = await page.js("bandsync.serverNow()")
     await command(leader, "play", countInBars=bars)
     await page.wait("bandsync.countingIn", timeout=3)
@@ -120,7 +126,12 @@ async def count_in(
         for w in await page.js("bandsync.voiceTimes()")
         if not w["cancelled"] and w["beatServerTime"] > started
     ]
-    return [c for c in clicks if c["countIn"]], [c for c in clicks if not c["countIn"]], words
+    counted = [c for c in clicks if c["countIn"]]
+    # the song's clicks come after the count-in's first: a click of the song before, already
+    # sounding when the stop reached the page, is no click of this one
+    first = min((c["beatServerTime"] for c in counted), default=started)
+    song = [c for c in clicks if not c["countIn"] and c["beatServerTime"] > first]
+    return counted, song, words
 
 
 def assert_spoken_on_the_clicks(
