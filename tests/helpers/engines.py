@@ -28,6 +28,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -46,6 +47,11 @@ MINIBROWSER_GLOBS = (
     "/usr/libexec/webkit2gtk-4.1/MiniBrowser",
 )
 STARTUP_TIMEOUT_S = 30.0
+#: A page of the loopback server loads in well under a second; a load still going after this
+#: is stuck (seen once in Firefox under load: Marionette's navigate never returned).
+PAGE_LOAD_TIMEOUT_S = 30.0
+#: How long closing a browser waits for its driver before stopping the process.
+CLOSE_TIMEOUT_S = 5.0
 
 #: Firefox preferences for a quiet, test-friendly profile. Port 0: Firefox picks a free port and
 #: writes it to MarionetteActivePort in the profile, so parallel runs never collide on 2828.
@@ -424,6 +430,9 @@ class FirefoxBrowser(ThreadedBrowser):
             )
             self.client = Marionette(host="127.0.0.1", port=port)
             self.client.start_session()
+            # A load that never completes fails the test instead of holding the client (and
+            # with it every later call, the pool's close among them) for Marionette's 300 s.
+            self.client.timeout.page_load = PAGE_LOAD_TIMEOUT_S
         except BaseException:
             self.close()
             raise
@@ -459,10 +468,18 @@ class FirefoxBrowser(ThreadedBrowser):
         return data
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.client.delete_session()
+        # A call stuck in another thread holds the client's socket lock: ending the session
+        # would wait for it for good. It gets a few seconds; then the process is stopped,
+        # which ends the stuck call too.
+        ender = threading.Thread(target=self._end_session, daemon=True)
+        ender.start()
+        ender.join(CLOSE_TIMEOUT_S)
         _stop(self.process)
         super().close()
+
+    def _end_session(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.delete_session()
 
 
 class WebKitBrowser(ThreadedBrowser):
