@@ -33,7 +33,6 @@ TIMED = frozenset(
     {
         "actors",
         "test_gear.py",
-        "test_audio_map.py",
         "test_calibration.py",
         "test_comforts.py",
         "test_cue_page.py",

@@ -2,7 +2,7 @@
  * The read-only test hook window.bandsync (docs/follower-page.md).
  */
 
-import { audioClockInfo, calibrationInfo, comfortsInfo, vibrationLog, voiceInfo, voiceTimes } from './audio.js';
+import { calibrationInfo, comfortsInfo, vibrationLog, voiceInfo, voiceTimes } from './audio.js';
 import { offsetNow, serverNow } from './clock.js';
 import { formInfo } from './form.js';
 import { setlistInfo } from './setlist.js';
@@ -41,7 +41,6 @@ export function exposeHook() {
     calibration: () => calibrationInfo(),
     voice: () => voiceInfo(),
     audioState: () => (state.audio ? state.audio.state : null),
-    audioClock: () => audioClockInfo(),
     lastError: () => (state.lastError ? { ...state.lastError } : null),
     lastSnapshot: () => state.lastSnapshotInfo,
   };
