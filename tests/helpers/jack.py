@@ -63,6 +63,7 @@ class JackServer:
         self.process: subprocess.Popen[bytes] | None = None
         self._log = Path(tempfile.gettempdir()) / f"{self.name}.log"
         self._previous_env: str | None = None
+        self._last_answer = "jack_lsp not run"
 
     @property
     def period_ms(self) -> float:
@@ -94,7 +95,9 @@ class JackServer:
             if time.monotonic() > deadline:
                 said = self.log()  # before stop(), which removes the log
                 self.stop()
-                raise RuntimeError(f"jackd did not answer in {timeout} s: {said}")
+                raise RuntimeError(
+                    f"jackd did not answer in {timeout} s ({self._last_answer}): {said}"
+                )
             time.sleep(0.02)
         self._previous_env = os.environ.get(ENV)
         os.environ[ENV] = self.name
@@ -104,6 +107,7 @@ class JackServer:
         result = subprocess.run(
             ["jack_lsp", "-s", self.name], capture_output=True, text=True, timeout=5
         )
+        self._last_answer = f"jack_lsp exit {result.returncode}: {result.stderr.strip()[-500:]}"
         return result.returncode == 0 and "system:" in result.stdout
 
     def ports(self, *options: str) -> list[str]:
