@@ -484,6 +484,17 @@ export function cancelClicks() {
   }
 }
 
+/**
+ * The local instant (performance.now() ms) whose sound the audio thread is rendering now:
+ * clicks before it are already in the output (cancelClicks keeps them) or can no longer be on
+ * time. Placing starts over from here after clicks are cancelled, so a beat that still sounds
+ * is not placed twice, nor one that cannot be on time marked late (it sounds `latency` ms
+ * after now: the audio clock's time now is heard that much later).
+ */
+function renderedUntil(currentAudio, audioMap) {
+  return (currentAudio - audioMap) * 1000;
+}
+
 export function rescheduleClicks() {
   cancelClicks();
   scheduleClicks();
@@ -571,12 +582,14 @@ export function scheduleClicks() {
   // The window is of play times: a click is sent `nudge` ms before its beat (the output lags
   // by that much), so the beats looked at are the window moved `nudge` later.
   const nudge = state.nudgeMs;
-  const from = Math.max(now, state.scheduledUntil, (state.lockAt ?? -Infinity) - nudge);
+  const currentAudio = ctx.currentTime;
+  const resumeAt = state.scheduledUntil === -Infinity
+    ? renderedUntil(currentAudio, audioMap) + offset : state.scheduledUntil;
+  const from = Math.max(now, resumeAt, (state.lockAt ?? -Infinity) - nudge);
   const to = now + LOOKAHEAD_MS;
   if (from >= to) {
     return;
   }
-  const currentAudio = ctx.currentTime;
   state.scheduled = state.scheduled.filter((item) => item.audioTime > currentAudio - 0.1);
   const perBeat = SUBDIVISIONS[comforts.subdivision] || 1;
   for (const event of clickEvents(timeline, from + nudge, to + nudge, perBeat)) {
@@ -987,9 +1000,11 @@ function scheduleCalibration() {
     run.phase = 'listening';
     setText(cal.status, 'Listen…');
   }
-  const from = Math.max(perfNow, run.scheduledUntil);
-  const to = perfNow + LOOKAHEAD_MS;
   const currentAudio = ctx.currentTime;
+  const resumeAt = run.scheduledUntil === -Infinity
+    ? renderedUntil(currentAudio, audioMap) : run.scheduledUntil;
+  const from = Math.max(perfNow, resumeAt);
+  const to = perfNow + LOOKAHEAD_MS;
   run.beats.forEach((local, index) => {
     if (local >= from && local < to) {
       // the latency is left out: the taps measure all of it

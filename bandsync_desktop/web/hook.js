@@ -41,6 +41,7 @@ export function exposeHook() {
     calibration: () => calibrationInfo(),
     voice: () => voiceInfo(),
     audioState: () => (state.audio ? state.audio.state : null),
+    audioTime: () => (state.audio ? state.audio.currentTime : null),
     lastError: () => (state.lastError ? { ...state.lastError } : null),
     lastSnapshot: () => state.lastSnapshotInfo,
   };

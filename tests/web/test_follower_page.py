@@ -153,6 +153,50 @@ async def test_count_in_counts_down_then_plays_and_late_joiner_enters_on_a_bar(b
         await leader.close()
 
 
+async def test_a_reschedule_leaves_a_click_already_on_its_way_out_alone(browser, server):
+    """A click the audio thread has rendered but the speaker has not played yet (its audio
+    time is behind currentTime, its instant still ahead) is not placed a second time, nor
+    logged late, when the clicks are placed again (here: the page coming back into view)."""
+    leader = await leader_of(server.url, "jam")
+    try:
+        page = await open_page(browser, f"{server.url}/s/jam?name=Keys")
+        await command(leader, "set_tempo", tempo=150)
+        await command(leader, "play")
+        await page.page.click("#click-toggle")
+        await page.wait("bandsync.clickTimes().filter(c => !c.cancelled).length >= 3", timeout=4)
+        # In the page, so that no round trip sits between seeing the moment and acting on it:
+        # wait for a click in that state, then place again at once.
+        caught = await page.page.evaluate(
+            """async () => {
+              const b = window.bandsync;
+              const caught = [];
+              const until = performance.now() + 4000;
+              while (caught.length < 3 && performance.now() < until) {
+                const now = b.serverNow();
+                const out = b.clickTimes().find((c) => !c.cancelled && !c.late &&
+                  c.audioTime < b.audioTime && c.playServerTime > now + 0.5);
+                if (out && !caught.includes(out.beat)) {
+                  document.dispatchEvent(new Event('visibilitychange'));
+                  caught.push(out.beat);
+                }
+                await new Promise((resolve) => setTimeout(resolve, 0));
+              }
+              return caught;
+            }"""
+        )
+        assert len(caught) == 3, caught  # the output latency leaves such a moment every beat
+        await asyncio.sleep(0.5)
+        clicks = await page.js("bandsync.clickTimes()")
+        for beat in caught:
+            of_beat = [c for c in clicks if c["beat"] == beat and c["sub"] == 0]
+            assert [c["cancelled"] or c["late"] for c in of_beat] == [False], of_beat
+        live = sorted(c["beat"] for c in clicks if not c["cancelled"])
+        assert live == list(range(live[0], live[0] + len(live))), live  # each beat once
+        assert page.errors == []
+    finally:
+        await leader.close()
+
+
 async def test_nudge_shifts_the_click_schedule(browser, server):
     leader = await leader_of(server.url, "jam")
     try:
