@@ -46,7 +46,10 @@ class Bundle:
     exe: Path
 
 
-@pytest.fixture(scope="module")
+# Session scope: the packaging tests share one xdist worker, but the scheduler can hand it
+# other modules' tests between two of this module's, and a module fixture is then built again
+# (46 s a build: built twice in a clean-clone scripts/test, 3 December).
+@pytest.fixture(scope="session")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     base = tmp_path_factory.mktemp("bundle")
     env = {**os.environ, "PYINSTALLER_CONFIG_DIR": str(base / "pyinstaller-cache")}

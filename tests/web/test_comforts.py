@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.viewports import each_viewport
+
 from .test_calibration import JITTER, tap_along
 from .test_follower_page import SYNCED, Page, command, leader_of
-from .test_page_layout import assert_fits_one_screen, geometry, open_at, snap, viewport  # noqa: F401
+from .test_page_layout import assert_fits_one_screen, geometry, snap
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio]
 
@@ -86,18 +88,20 @@ async def sheets(page: Page) -> dict[str, Any]:
     return result
 
 
-async def test_settings_sheet_and_calibration_fit_one_screen(browser, server, viewport):  # noqa: F811
+async def test_settings_sheet_and_calibration_fit_one_screen(browser, server):
+    """Played once; each state looked at on the four screens (the page resized to each)."""
     leader = await leader_of(server.url, "jam")
     try:
-        page = await open_at(browser, f"{server.url}/s/jam?name=Keys", viewport)
+        page = await open_page(browser, f"{server.url}/s/jam?name=Keys")
         await command(leader, "set_tempo", tempo=96)
         await command(leader, "play")
         await page.wait("bandsync.isPlaying && bandsync.lockedIn")
-        closed = await geometry(page)
-        assert_fits_one_screen(closed, "playing")
-        button = await page.page.locator("#settings-open").bounding_box()
-        assert button is not None and button["width"] >= 44 and button["height"] >= 44
-        assert button["y"] + button["height"] <= viewport[1]
+        async for size in each_viewport(page):
+            closed = await geometry(page)
+            assert_fits_one_screen(closed, f"playing {size}")
+            button = await page.page.locator("#settings-open").bounding_box()
+            assert button is not None and button["width"] >= 44 and button["height"] >= 44
+            assert button["y"] + button["height"] <= size[1], (size, button)
 
         # the footer says which output its latency is for
         assert await page.text("#nudge-label") == "Speaker latency"
@@ -107,51 +111,62 @@ async def test_settings_sheet_and_calibration_fit_one_screen(browser, server, vi
         # Bluetooth: the sheet's longest words; the footer follows
         await page.page.click("#set-output button[data-value='bluetooth']")
         assert await page.text("#nudge-label") == "Bluetooth latency"
-        geo = await sheets(page)
-        assert_panel_fits(geo, "settings")
-        assert_no_overlap(geo["settings"]["controls"])
-        labels = {c["id"] for c in geo["settings"]["controls"]}
-        expected = {"beep", "wood", "hat", "set-volume", "off", "eighths", "triplets"}
-        expected |= {"sixteenths", "set-accent", "set-vibrate", "speaker", "wired", "bluetooth"}
-        expected |= {"set-delay", "calibrate-open", "settings-close"}
-        assert expected <= labels, labels
-        # the page under it still fits one screen (the sheet is out of its flow)
-        assert_fits_one_screen(await geometry(page), "settings open")
-        await snap(page, viewport, "settings")
+        async for size in each_viewport(page):
+            geo = await sheets(page)
+            assert_panel_fits(geo, "settings")
+            assert_no_overlap(geo["settings"]["controls"])
+            labels = {c["id"] for c in geo["settings"]["controls"]}
+            expected = {"beep", "wood", "hat", "set-volume", "off", "eighths", "triplets"}
+            expected |= {"sixteenths", "set-accent", "set-vibrate", "speaker", "wired"}
+            expected |= {"bluetooth", "set-delay", "calibrate-open", "settings-close"}
+            assert expected <= labels, (size, labels)
+            # the page under it still fits one screen (the sheet is out of its flow)
+            assert_fits_one_screen(await geometry(page), f"settings open {size}")
+            await snap(page, size, "settings")
         await page.page.keyboard.press("Escape")
         assert not await page.page.is_visible("#settings")
         assert await page.js("document.activeElement.id") == "settings-open"
-        # closed again, the footer with the longer label still fits one screen
-        assert_fits_one_screen(await geometry(page), "playing, Bluetooth")
-        label = await page.page.locator("#nudge-label").bounding_box()
-        assert label is not None and label["x"] >= 0 and label["x"] + label["width"] <= viewport[0]
+        async for size in each_viewport(page):
+            # closed again, the footer with the longer label still fits one screen
+            assert_fits_one_screen(await geometry(page), f"playing, Bluetooth {size}")
+            label = await page.page.locator("#nudge-label").bounding_box()
+            assert label is not None and label["x"] >= 0, (size, label)
+            assert label["x"] + label["width"] <= size[0], (size, label)
 
-        await page.page.click("#settings-open")
-        await page.page.click("#calibrate-open")
-        await page.wait("bandsync.calibration && bandsync.calibration.phase === 'listening'", 5)
-        geo = await sheets(page)
-        assert geo["settings"] is None
-        assert_panel_fits(geo, "calibrate")
-        tap = next(c for c in geo["calibrate"]["controls"] if c["id"] == "cal-tap")
-        # the tap target is big: a third of the screen or more
-        assert tap["width"] * tap["height"] >= viewport[0] * viewport[1] / 3, tap
-        # it says which output it measures
-        assert await page.text("#cal-title") == "Tap along: Bluetooth"
-        await snap(page, viewport, "calibrate")
+        # the calibration while it plays its bars to listen to, on each screen: a run each
+        # (a run listens for 2.4 s only), cancelled
+        async for size in each_viewport(page):
+            await page.page.click("#settings-open")
+            await page.page.click("#calibrate-open")
+            await page.wait("bandsync.calibration && bandsync.calibration.phase === 'listening'", 5)
+            geo = await sheets(page)
+            assert geo["settings"] is None
+            assert_panel_fits(geo, "calibrate")
+            tap = next(c for c in geo["calibrate"]["controls"] if c["id"] == "cal-tap")
+            # the tap target is big: a third of the screen or more
+            assert tap["width"] * tap["height"] >= size[0] * size[1] / 3, (size, tap)
+            # it says which output it measures
+            assert await page.text("#cal-title") == "Tap along: Bluetooth"
+            await snap(page, size, "calibrate")
+            await page.page.click("#cal-cancel")
+            assert not await page.page.is_visible("#calibrate")
 
         # the result, the panel's fullest state (three lines of words, three buttons): it
         # still fits, the tap target still a finger's size or more
+        await page.page.click("#settings-open")
+        await page.page.click("#calibrate-open")
         done = await tap_along(page, 180, JITTER)
         assert done["result"]["ok"] is True, done
         assert await page.page.is_visible("#cal-accept")
-        geo = await sheets(page)
-        assert_panel_fits(geo, "calibrate")
-        shown = {c["id"] for c in geo["calibrate"]["controls"]}
-        assert {"cal-accept", "cal-again", "cal-cancel", "cal-tap"} <= shown, shown
-        assert_no_overlap(geo["calibrate"]["controls"])
-        text = await page.page.locator("#cal-result").bounding_box()
-        assert text is not None and text["y"] + text["height"] <= viewport[1]
-        await snap(page, viewport, "calibrate-result")
+        async for size in each_viewport(page):
+            geo = await sheets(page)
+            assert_panel_fits(geo, "calibrate")
+            shown = {c["id"] for c in geo["calibrate"]["controls"]}
+            assert {"cal-accept", "cal-again", "cal-cancel", "cal-tap"} <= shown, (size, shown)
+            assert_no_overlap(geo["calibrate"]["controls"])
+            text = await page.page.locator("#cal-result").bounding_box()
+            assert text is not None and text["y"] + text["height"] <= size[1], (size, text)
+            await snap(page, size, "calibrate-result")
         await page.page.click("#cal-cancel")
         assert not await page.page.is_visible("#calibrate")
         assert await page.js("bandsync.calibration") is None

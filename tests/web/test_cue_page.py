@@ -22,12 +22,12 @@ import pytest
 from bandsync_desktop.core.session import Cue, cue_phase
 from bandsync_desktop.core.timeline import Segment, Timeline
 from tests.helpers.node import needs_node, run_module
+from tests.helpers.viewports import VIEWPORTS, each_viewport
 
 from .test_follower_page import Page, command, leader_of
 from .test_page_layout import (
     LONG_CHART,
     MESSAGE,
-    VIEWPORTS,
     assert_fits_one_screen,
     assert_on_screen,
     geometry,
@@ -289,28 +289,32 @@ def save_screen(page_shot: bytes, size: tuple[int, int]) -> None:
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.asyncio
-@pytest.mark.parametrize("viewport", VIEWPORTS, ids=[f"{w}x{h}" for w, h in VIEWPORTS])
-async def test_the_banner_is_on_screen_and_covers_no_control(browser, server, viewport) -> None:
+async def test_the_banner_is_on_screen_and_covers_no_control(browser, server) -> None:
+    """Played once; each state looked at on the four screens (the page resized to each)."""
     leader = await leader_of(server.url, "jam")
     try:
-        page = await open_at(browser, f"{server.url}/s/jam?name=Keys", viewport)
+        page = await open_at(browser, f"{server.url}/s/jam?name=Keys", VIEWPORTS[0])
         song = {"title": "Autumn Leaves", "chart": LONG_CHART, "tempo": 160}
         await command(leader, "set_song", song=song)
         await command(leader, "update_message", message=MESSAGE)
         await page.wait("document.querySelectorAll('.chart-line').length > 10")
         await command(leader, "play")
         await page.wait("bandsync.isPlaying && bandsync.lockedIn")
-        # the countdown: a bar of 1.5 s at 160 BPM, so it is pending for a while
-        await command(leader, "cue", text="2× CHORUS", inBars=1, holdBars=16)
+        # the countdown: two bars of 1.5 s at 160 BPM, pending long enough for four screens
+        await command(leader, "cue", text="2× CHORUS", inBars=2, holdBars=16)
         await page.wait("document.getElementById('cue').dataset.phase === 'pending'")
-        await assert_cue_in_its_place(page, "countdown", min_font=22)
-        assert (await cue_state(page))["text"].startswith("2× CHORUS · in ")
+        async for size in each_viewport(page):
+            await assert_cue_in_its_place(page, f"countdown {size}", min_font=22)
+            state = await cue_state(page)
+            assert state["text"].startswith("2× CHORUS · in "), (size, state)
+        assert (await cue_state(page))["phase"] == "pending"  # all four saw the countdown
         await page.wait("document.getElementById('cue').dataset.phase === 'showing'", timeout=7)
-        shown = await assert_cue_in_its_place(page, "shown", min_font=30)
-        # read from 2 m: a line of text at least 34 px tall (about 6 mm on a phone)
-        assert shown["text"]["height"] >= 34, shown
         await page.wait("bandsync.barBeat().fraction > 0.6", timeout=3)  # the flash faded
-        save_screen(await page.page.screenshot(), viewport)
+        async for size in each_viewport(page):
+            shown = await assert_cue_in_its_place(page, f"shown {size}", min_font=30)
+            # read from 2 m: a line of text at least 34 px tall (about 6 mm on a phone)
+            assert shown["text"]["height"] >= 34, (size, shown)
+            save_screen(await page.page.screenshot(), size)
         # the longest cue there may be still fits, whole
         longest = "Watch me: two more, then the coda softly"
         assert len(longest) == 40
@@ -323,13 +327,16 @@ async def test_the_banner_is_on_screen_and_covers_no_control(browser, server, vi
             timeout=6,
         )
         assert await page.text("#cue-text") == longest
-        await assert_cue_in_its_place(page, "40 characters", min_font=18)
+        async for size in each_viewport(page):
+            await assert_cue_in_its_place(page, f"40 characters {size}", min_font=18)
         # a phone that leads: its transport is not covered either
         member_id = await page.js("bandsync.memberId")
         await command(leader, "hand_over", to=member_id)
         await page.wait("bandsync.leading && !document.getElementById('lead').hidden")
-        box = await assert_cue_in_its_place(page, "leading", min_font=18)
-        assert any(c["height"] > 40 for c in box["controls"])  # the lead's buttons were checked
+        async for size in each_viewport(page):
+            box = await assert_cue_in_its_place(page, f"leading {size}", min_font=18)
+            # the lead's buttons were checked
+            assert any(c["height"] > 40 for c in box["controls"]), (size, box)
         assert page.errors == [] and page.console_errors == []
     finally:
         await leader.close()

@@ -24,13 +24,13 @@ import pytest
 
 from bandsync_desktop.core.song import SongMap
 from tests.helpers.node import needs_node, run_module
+from tests.helpers.viewports import VIEWPORTS, each_viewport
 
 from .test_cue_page import rects_overlap
 from .test_follower_page import Page, command, leader_of
 from .test_page_layout import (
     LONG_CHART,
     MESSAGE,
-    VIEWPORTS,
     assert_fits_one_screen,
     assert_on_screen,
     geometry,
@@ -624,41 +624,44 @@ def save_screen(shot: bytes, size: tuple[int, int]) -> None:
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.asyncio
-@pytest.mark.parametrize("viewport", VIEWPORTS, ids=[f"{w}x{h}" for w, h in VIEWPORTS])
-async def test_the_strip_is_one_line_on_screen_with_its_call_and_time_left(
-    browser, server, viewport
-) -> None:
+async def test_the_strip_is_one_line_on_screen_with_its_call_and_time_left(browser, server) -> None:
+    """Played once; each state looked at on the four screens (the page resized to each)."""
     leader = await leader_of(server.url, "jam")
     try:
-        page = await open_at(browser, f"{server.url}/s/jam?name=Keys", viewport)
+        page = await open_at(browser, f"{server.url}/s/jam?name=Keys", VIEWPORTS[0])
         song = {"title": "Autumn Leaves", "chart": LONG_CHART, "sections": SONG}
         await command(leader, "set_song", song=song)
         await command(leader, "update_message", message=MESSAGE)
         await page.wait("document.querySelectorAll('.chart-line').length > 10")
         await page.wait("!document.getElementById('song-form').hidden")
-        await assert_strip_in_its_place(page, "stopped")
+        async for size in each_viewport(page):
+            await assert_strip_in_its_place(page, f"stopped {size}")
         # into the second chorus (bar 33), playing; a vamp on it and a jump to the bridge
         await command(leader, "seek", position=SongMap.from_dict({"sections": SONG}).ms_of_bar(33))
         await command(leader, "play")
         await page.wait("bandsync.isPlaying && bandsync.lockedIn && bandsync.form().section === 5")
-        await assert_strip_in_its_place(page, "playing")
+        async for size in each_viewport(page):
+            await assert_strip_in_its_place(page, f"playing {size}")
         await command(leader, "vamp", on=True)
         await command(leader, "jump", section="Last Chorus", at="section")
         await page.wait("bandsync.form().coming !== null && bandsync.form().vamp === 5")
         coming = (await page.js("bandsync.form()"))["coming"]
         assert coming.startswith("→ LAST CHORUS · in ") and coming.endswith(" bars"), coming
-        strip = await assert_strip_in_its_place(page, "call and vamp")
-        assert strip["coming"] is not None
         await page.wait("bandsync.barBeat().fraction > 0.6", timeout=3)  # the flash faded
-        save_screen(await page.page.screenshot(), viewport)
+        async for size in each_viewport(page):
+            strip = await assert_strip_in_its_place(page, f"call and vamp {size}")
+            assert strip["coming"] is not None, size
+            save_screen(await page.page.screenshot(), size)
         # with a stage cue up, and on a phone that leads
         await command(leader, "cue", text="2× CHORUS", holdBars=16)
         await page.wait("document.getElementById('cue').dataset.phase === 'showing'", timeout=4)
-        await assert_strip_in_its_place(page, "cue")
+        async for size in each_viewport(page):
+            await assert_strip_in_its_place(page, f"cue {size}")
         member_id = await page.js("bandsync.memberId")
         await command(leader, "hand_over", to=member_id)
         await page.wait("bandsync.leading && !document.getElementById('lead').hidden")
-        await assert_strip_in_its_place(page, "leading")
+        async for size in each_viewport(page):
+            await assert_strip_in_its_place(page, f"leading {size}")
         assert page.errors == [] and page.console_errors == []
     finally:
         await leader.close()

@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 
 from tests.helpers.node import needs_node, run_module
+from tests.helpers.viewports import VIEWPORTS, each_viewport
 
 from .test_cue_page import rects_overlap
 from .test_follower_page import Page, command, leader_of
 from .test_page_layout import (
     LONG_CHART,
     MESSAGE,
-    VIEWPORTS,
     assert_fits_one_screen,
     assert_on_screen,
     geometry,
@@ -287,13 +287,11 @@ async def test_titles_are_shown_as_typed_never_as_markup(browser, server) -> Non
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.asyncio
-@pytest.mark.parametrize("viewport", VIEWPORTS, ids=[f"{w}x{h}" for w, h in VIEWPORTS])
-async def test_the_line_is_on_screen_with_the_form_a_message_and_a_cue(
-    browser, server, viewport
-) -> None:
+async def test_the_line_is_on_screen_with_the_form_a_message_and_a_cue(browser, server) -> None:
+    """Played once; each state looked at on the four screens (the page resized to each)."""
     leader = await leader_of(server.url, "jam")
     try:
-        page = await open_at(browser, f"{server.url}/s/jam?name=Keys", viewport)
+        page = await open_at(browser, f"{server.url}/s/jam?name=Keys", VIEWPORTS[0])
         await command(leader, "set_setlist", setlist=SET)
         song_on = {"title": "Autumn Leaves", "chart": LONG_CHART, "sections": SONG_FORM}
         await command(leader, "set_song", song=song_on)
@@ -302,18 +300,21 @@ async def test_the_line_is_on_screen_with_the_form_a_message_and_a_cue(
         await page.wait(
             "bandsync.setlist() !== null && !document.getElementById('song-form').hidden"
         )
-        await assert_line_in_its_place(page, "stopped")
+        async for size in each_viewport(page):
+            await assert_line_in_its_place(page, f"stopped {size}")
         await command(leader, "play")
         await page.wait("bandsync.isPlaying && bandsync.lockedIn")
         await command(leader, "cue", text="2× CHORUS", holdBars=16)
         await page.wait("document.getElementById('cue').dataset.phase === 'showing'", timeout=4)
-        await assert_line_in_its_place(page, "playing, cue")
         await page.wait("bandsync.barBeat().fraction > 0.6", timeout=3)  # the flash faded
-        save_screen(await page.page.screenshot(), viewport)
+        async for size in each_viewport(page):
+            await assert_line_in_its_place(page, f"playing, cue {size}")
+            save_screen(await page.page.screenshot(), size)
         member_id = await page.js("bandsync.memberId")
         await command(leader, "hand_over", to=member_id)
         await page.wait("bandsync.leading && !document.getElementById('lead').hidden")
-        await assert_line_in_its_place(page, "leading")
+        async for size in each_viewport(page):
+            await assert_line_in_its_place(page, f"leading {size}")
         assert page.errors == [] and page.console_errors == []
     finally:
         await leader.close()
