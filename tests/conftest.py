@@ -33,6 +33,7 @@ TIMED = frozenset(
     {
         "actors",
         "test_gear.py",
+        "test_audio_map.py",
         "test_calibration.py",
         "test_comforts.py",
         "test_cue_page.py",

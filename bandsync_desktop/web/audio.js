@@ -76,21 +76,28 @@ function resumeAudio(ctx) {
 // drift between the audio and the system crystal (100 ppm: 0.2 ms over the window) is followed.
 export const AUDIO_MAP_WINDOW_MS = 2000;
 
-// The map is this quantile of the readings in the window: their median. Buffer steps make
-// the readings a staircase (Firefox: ~20 ms steps, readings spread evenly over a step), and
-// an engine's clock leaps ahead for a reading or two now and then (WebKitGTK on PulseAudio:
-// +45 ms, about one reading in ten) or stalls for a while (an underrun, then it catches up).
-// The median sits mid-step, moved by neither; the top of the staircase would be moved by the
-// leaps.
+// Readings of a stamp (getOutputTimestamp) scatter evenly about the truth: the map is their
+// median, moved neither by an engine's clock leaping ahead for a reading or two now and then
+// nor by a stall and its catching up.
 export const AUDIO_MAP_QUANTILE = 0.5;
 
+// Readings of currentTime are a staircase: currentTime holds still while a buffer plays and
+// then steps on by it (Firefox on PulseAudio: ~20 ms; WebKitGTK: one 128-frame quantum), so
+// a reading is late by however long ago the last step was, and only the reading just after a
+// step is about "now". The map is the top of the staircase, worked out from two quantiles of
+// the window (readings spread evenly over a step: the top lies (q80 - q20) / 3 above q80), so
+// the one reading in five that leaps (WebKitGTK on PulseAudio: +45 ms) does not move it.
+export const AUDIO_MAP_STEP_QUANTILES = Object.freeze([0.2, 0.8]);
+
 // Before the map is trusted it needs this many readings over at least this span, and the
-// older and newer halves of them must agree: an audio clock that has just started runs
-// unevenly while the output fills its buffer (WebKitGTK on PulseAudio: its readings slid by
-// ~200 ms over the first quarter second, then held still).
+// older and newer halves of them must agree within AUDIO_MAP_SETTLE_TOLERANCE_S: an audio
+// clock that has just started runs unevenly while the output fills its buffer (WebKitGTK on
+// PulseAudio: its readings slid by ~200 ms over the first quarter second, then held still).
 export const AUDIO_MAP_SETTLE_READINGS = 6;
 
 export const AUDIO_MAP_SETTLE_MS = 300;
+
+export const AUDIO_MAP_SETTLE_TOLERANCE_S = 0.002;
 
 // The audio clock itself moved (output device changed, the context stalled for good): the
 // last JUMP_READINGS readings all lie this far from the map on one side and agree among
@@ -104,48 +111,196 @@ export const AUDIO_MAP_JUMP_READINGS = 8;
 
 // Clicks already placed stay where they are until the map has been further than this from
 // the one they were placed with for AUDIO_MAP_MOVE_MS (a burst of leaps or a stall and its
-// catching up pass sooner); then the ones not yet heard are placed again.
+// catching up pass sooner); then the ones not yet heard are placed again. The audio clock
+// drifts against the system's (the two crystals; 300 ppm on the benchmark's VM: 2 ms in 7 s),
+// so this is also how far the click may drift before it is put right (1 ms was tried: the
+// placing again every few seconds left stale entries in the click log around a stop).
 export const AUDIO_MAP_TOLERANCE_S = 0.002;
 
 export const AUDIO_MAP_MOVE_MS = 300;
+
+// The audio clock stalled: currentTime has held still this long while the context runs (an
+// output that stopped taking samples; WebKitGTK on PulseAudio holds it for 0.8-1.5 s about a
+// second after the click is turned on in about half of the tries, then runs fast to catch up;
+// its regular holds are ~40 ms, Firefox's buffer steps ~20 ms). Nothing placed on a stalled
+// clock sounds when it should: the clicks not yet heard are taken back, none is placed, and
+// the map starts over once the clock runs again, so it settles only after the catching up
+// (the readings of a clock that runs fast do not settle).
+export const AUDIO_STALL_MS = 100;
 
 // A stamp from getOutputTimestamp() is about the sample leaving the speaker now: one whose
 // performanceTime is further than this from performance.now() is not in that time base.
 export const OUTPUT_STAMP_MAX_SKEW_MS = 250;
 
+// A stamp says how far what is heard lags what is rendered: (currentTime - contextTime) less
+// how old the stamp is. One whose lag is within this of 0 while the engine reports an output
+// latency has not counted the output at all: Firefox pairs currentTime - outputLatency with
+// performance.now() - outputLatency, so the two shifts cancel (its stamp is "what is rendered
+// now is heard now"). After this many such stamps in a row the context's stamps are broken
+// for good.
+export const OUTPUT_STAMP_NO_LATENCY_S = 0.002;
+
+export const OUTPUT_STAMP_BAD_READINGS = 4;
+
+// An engine that reports no output latency at all (outputLatency 0: WebKit outside Apple's
+// platforms, per its source) still has one after its render quantum (baseLatency): WebKitGTK
+// hands the quantum to a GStreamer pulsesink, which holds one segment (its latency-time,
+// 10 ms by default) before PulseAudio. It is a constant because no API says it; the heard
+// benchmark (bench/heard_bench.py) measures it. A phone's player takes out whatever is left
+// with the latency nudge.
+export const UNREPORTED_OUTPUT_LATENCY_S = 0.010;
+
+// A context's first moments are a start-up transient: its audio thread renders ahead to fill
+// the output's buffer, so currentTime and the output's latency are not yet what they will be.
+// Firefox keeps the first outputLatency it is asked for (getOutputTimestamp() asks too); asked
+// on the first audio callback, it once left the click 28 ms late for a whole run (the heard
+// benchmark, 3 December). Nothing is read from a context until it has rendered this much.
+export const AUDIO_WARMUP_S = 0.5;
+
 // The filter's state, for the one AudioContext the page has (state.audio).
 let clock = null;
 
+// How many times the audio clock stalled (stalledClock), for the hook.
+let stalls = 0;
+
+// The context's outputLatency as first read, with currentTime and performance.now() read at
+// the same instant: {ctx, value (a reading: currentTime - outputLatency - perfNow / 1000),
+// currentTime, valid, offset (estimateMap)}. No longer valid once the context stops running.
+let firstPair = null;
+
 function freshClock(ctx, stampBroken) {
-  return { ctx, readings: [], stampBroken, held: null, movedSince: null, source: null };
+  return {
+    ctx, readings: [], stampBroken, badStamps: 0, held: null, movedSince: null, source: null,
+    latency: null, anchor: null, raw: null, lastTime: null, lastMovedAt: null, stalled: false,
+  };
+}
+
+/**
+ * The latency from currentTime (what is rendered) to what is heard, as the engine tells it:
+ * {latency (s), sampled}. `sampled`: the engine's outputLatency, the output stream's latency
+ * at the moment it was asked, to be paired with currentTime read at that moment.
+ */
+function outputLatency(ctx) {
+  const reported = ctx.outputLatency;
+  if (reported > 0) {
+    return { latency: reported, sampled: true, kind: 'outputLatency' };
+  }
+  const base = ctx.baseLatency > 0 ? ctx.baseLatency : 0;
+  return { latency: base + UNREPORTED_OUTPUT_LATENCY_S, sampled: false, kind: 'unreported' };
 }
 
 /**
  * One reading of the audio clock against the local clock, in seconds: contextTime (s) minus
  * perfMs / 1000, where contextTime is the sample heard at perfMs. getOutputTimestamp() pairs
- * the two directly (Chromium: good to ~0.1 ms). Some engines' stamps are not usable: WebKitGTK
- * 2.50's performanceTime runs ahead of performance.now() by the context's age, and Firefox's is
- * currentTime less the latency, stepping by buffers. A stamp that is not about "now" marks the
- * context's stamps broken for good; then currentTime less the output latency is read instead.
+ * the two directly (Chromium: good to ~1 ms). Some engines' stamps are not usable: WebKitGTK
+ * 2.50's performanceTime runs ahead of performance.now() by the context's age, and Firefox's
+ * counts no output latency (OUTPUT_STAMP_NO_LATENCY_S). Such a context's stamps are broken
+ * for good; then currentTime less the output latency is read instead (outputLatency()).
  * Returns null when no reading can be had yet (the first audio callback has not run).
  */
 function readClock(ctx, perfNow) {
+  if (!(ctx.currentTime >= AUDIO_WARMUP_S)) {
+    // before the first audio callbacks are done with their start-up: nothing to pair an
+    // outputLatency with (Firefox keeps the first one it is asked for)
+    return null;
+  }
+  const currentTime = ctx.currentTime;
+  const { latency, sampled, kind } = outputLatency(ctx);
+  if (sampled && (firstPair === null || firstPair.ctx !== ctx)) {
+    firstPair = {
+      ctx, value: currentTime - latency - perfNow / 1000, currentTime, valid: true, offset: null,
+    };
+  }
+  clock.raw = rawReading(ctx, perfNow);
   if (!clock.stampBroken && typeof ctx.getOutputTimestamp === 'function') {
     const stamp = ctx.getOutputTimestamp();
     if (!stamp || !(stamp.performanceTime > 0) || !(stamp.contextTime > 0)) {
       return null; // the first audio callback has not run yet: try again next tick
     }
-    if (Math.abs(stamp.performanceTime - perfNow) <= OUTPUT_STAMP_MAX_SKEW_MS &&
-        stamp.contextTime <= ctx.currentTime + 0.001) {
-      return { value: stamp.contextTime - stamp.performanceTime / 1000, source: 'outputTimestamp' };
+    const lag = currentTime - stamp.contextTime - (perfNow - stamp.performanceTime) / 1000;
+    const inBase = Math.abs(stamp.performanceTime - perfNow) <= OUTPUT_STAMP_MAX_SKEW_MS &&
+      stamp.contextTime <= currentTime + 0.001;
+    const counted = !(ctx.outputLatency > OUTPUT_STAMP_NO_LATENCY_S) ||
+      Math.abs(lag) > OUTPUT_STAMP_NO_LATENCY_S;
+    if (inBase && counted) {
+      clock.badStamps = 0;
+      return {
+        value: stamp.contextTime - stamp.performanceTime / 1000,
+        source: 'outputTimestamp',
+        latency: lag,
+        sampled: true,
+      };
     }
+    clock.badStamps += 1;
+    if (inBase && clock.badStamps < OUTPUT_STAMP_BAD_READINGS) {
+      return null; // a stamp or two short of the latency (a stall) is no verdict yet
+    }
+    const raw = clock.raw;
     clock = freshClock(ctx, true); // readings taken from the bad stamps go with them
+    clock.raw = raw;
   }
-  if (!(ctx.currentTime > 0)) {
-    return null;
+  return {
+    value: currentTime - latency - perfNow / 1000,
+    source: 'currentTime',
+    latency,
+    latencyKind: kind,
+    sampled,
+  };
+}
+
+/** What the engine says of its audio clock at perfNow, as it says it (for the hook: the
+ * heard benchmark compares it with what is heard). */
+function rawReading(ctx, perfNow) {
+  const stamp = typeof ctx.getOutputTimestamp === 'function' ? ctx.getOutputTimestamp() : null;
+  return {
+    perfNow,
+    currentTime: ctx.currentTime,
+    outputLatency: typeof ctx.outputLatency === 'number' ? ctx.outputLatency : null,
+    baseLatency: typeof ctx.baseLatency === 'number' ? ctx.baseLatency : null,
+    stampContextTime: stamp ? stamp.contextTime : null,
+    stampPerformanceTime: stamp ? stamp.performanceTime : null,
+    sampleRate: ctx.sampleRate,
+    firstPair: firstPair && firstPair.ctx === ctx ? { ...firstPair, ctx: undefined } : null,
+  };
+}
+
+/** The top of a staircase of readings (AUDIO_MAP_STEP_QUANTILES). */
+function staircaseTop(values) {
+  const [lo, hi] = AUDIO_MAP_STEP_QUANTILES;
+  const low = quantile(values, lo);
+  const high = quantile(values, hi);
+  return high + (high - low) * (1 - hi) / (hi - lo);
+}
+
+/**
+ * The map the readings in the window say. A stamp's readings: their median. currentTime's:
+ * the top of their staircase, where a constant latency (baseLatency and the unreported one)
+ * belongs. An outputLatency is sampled instead: the output stream's latency at the instant it
+ * was read, somewhere down the staircase (Firefox keeps the first it is asked for), so only
+ * the reading of that instant (firstPair) pairs it with its own currentTime and is exact. The
+ * map is that reading, carried along as the top of the staircase moves (the top's own offset
+ * from the truth cancels).
+ */
+function estimateMap(readings, sampled) {
+  const values = readings.map((r) => r.value);
+  if (clock.source !== 'currentTime') {
+    return quantile(values, AUDIO_MAP_QUANTILE);
   }
-  const latency = ctx.outputLatency || ctx.baseLatency || 0;
-  return { value: ctx.currentTime - latency - perfNow / 1000, source: 'currentTime' };
+  const top = staircaseTop(values);
+  const pair = firstPair !== null && firstPair.ctx === clock.ctx && firstPair.valid && sampled
+    ? firstPair : null;
+  if (pair === null) {
+    clock.anchor = null;
+    return top;
+  }
+  if (pair.offset === null) {
+    // how far below the top of the staircase the pair's instant was: a property of the
+    // output stream (its buffer and the instant its latency was taken), so it holds when the
+    // clock itself jumps, until the context stops
+    pair.offset = pair.value - top;
+  }
+  clock.anchor = pair.offset;
+  return top + pair.offset;
 }
 
 /**
@@ -153,10 +308,10 @@ function readClock(ctx, perfNow) {
  *
  * Every engine but Chromium moves the audio clock in buffer steps (tens of ms in Firefox) and
  * coarsens performance.now() to ~1 ms, so single readings scatter far more than a click may be
- * off; the map is the median of the readings over a sliding window (see
- * AUDIO_MAP_QUANTILE). A jump of the clock itself starts the map over, and so does a context
- * that stops running. The map the clicks were placed with is held until the estimate moves
- * beyond the tolerance; then the clicks not yet heard are placed again.
+ * off; the map is worked out from the readings over a sliding window (estimateMap). A jump of
+ * the clock itself starts the map over, and so does a context that stops running. The map the
+ * clicks were placed with is held until the estimate moves beyond the tolerance; then the
+ * clicks not yet heard are placed again.
  * Returns null while the audio clock is not running or its map has not settled yet.
  */
 export function readAudioMap(ctx) {
@@ -165,10 +320,17 @@ export function readAudioMap(ctx) {
   }
   if (ctx.state !== 'running') {
     clock = freshClock(ctx, clock.stampBroken);
+    if (firstPair !== null && firstPair.ctx === ctx) {
+      firstPair.valid = false; // a context that runs again plays from a new position
+    }
     state.audioMap = null;
     return null;
   }
   const perfNow = performance.now();
+  if (stalledClock(ctx, perfNow)) {
+    state.audioMap = null;
+    return null;
+  }
   const reading = readClock(ctx, perfNow);
   if (reading === null) {
     return null;
@@ -186,11 +348,12 @@ export function readAudioMap(ctx) {
   }
   clock.readings = readings;
   clock.source = reading.source;
+  clock.latency = { s: reading.latency, kind: reading.latencyKind ?? 'outputTimestamp' };
   if (clock.held === null && !settled(readings, perfNow)) {
     state.audioMap = null;
     return null;
   }
-  const map = quantile(readings.map((r) => r.value), AUDIO_MAP_QUANTILE);
+  const map = estimateMap(readings, reading.sampled);
   if (clock.held === null) {
     clock.held = map;
     clock.movedSince = null;
@@ -205,6 +368,46 @@ export function readAudioMap(ctx) {
   }
   state.audioMap = clock.held;
   return clock.held;
+}
+
+/** Whether the audio clock has stalled (AUDIO_STALL_MS); the first reading of a stall starts
+ * the map over and takes back the clicks not yet heard. */
+function stalledClock(ctx, perfNow) {
+  const currentTime = ctx.currentTime;
+  if (!(currentTime > 0)) {
+    return false; // not started: readClock waits for it
+  }
+  if (currentTime !== clock.lastTime) {
+    clock.lastTime = currentTime;
+    clock.lastMovedAt = perfNow;
+    clock.stalled = false;
+    return false;
+  }
+  if (perfNow - clock.lastMovedAt < AUDIO_STALL_MS) {
+    return false;
+  }
+  if (!clock.stalled) {
+    const { lastTime, lastMovedAt } = clock;
+    clock = freshClock(ctx, clock.stampBroken); // the readings since it held still go too
+    Object.assign(clock, { lastTime, lastMovedAt, stalled: true });
+    stalls += 1;
+    if (state.scheduled.length) {
+      cancelClicks();
+    }
+  }
+  return true;
+}
+
+/** The spread of the map's readings (s), for the hook: a staircase's width shows there. */
+function readingsSummary(readings) {
+  const values = readings.map((r) => r.value);
+  return {
+    n: values.length,
+    min: quantile(values, 0),
+    q10: quantile(values, 0.1),
+    q90: quantile(values, 0.9),
+    max: quantile(values, 1),
+  };
 }
 
 function quantile(values, q) {
@@ -237,7 +440,7 @@ function settled(readings, perfNow) {
   const newer = readings.filter((r) => r.at >= middle).map((r) => r.value);
   return older.length > 0 && newer.length > 0 &&
     Math.abs(quantile(older, AUDIO_MAP_QUANTILE) - quantile(newer, AUDIO_MAP_QUANTILE)) <=
-      AUDIO_MAP_TOLERANCE_S;
+      AUDIO_MAP_SETTLE_TOLERANCE_S;
 }
 
 // -- what the player chose (settings.js keeps it; the sheet shows it) ----------------------
@@ -615,6 +818,11 @@ export function scheduleClicks() {
       late: audioTime < currentAudio,
       audioClock: clock.source,
       audioMap,
+      audioLatency: clock.latency.s,
+      audioLatencyKind: clock.latency.kind,
+      audioAnchored: clock.anchor !== null,
+      audioReading: clock.raw,
+      audioReadings: readingsSummary(clock.readings),
       spoken: null,
       unspoken: null,
     };
@@ -1080,6 +1288,12 @@ export function calibrationInfo() {
 // -- wiring ---------------------------------------------------------------------------------
 
 /** The hook's view of the comforts (docs/follower-page.md). */
+/** The audio clock as the map sees it, for the hook: how many times it stalled, whether it
+ * is stalled now. */
+export function audioClockInfo() {
+  return { stalls, stalled: clock !== null && clock.stalled };
+}
+
 export function comfortsInfo() {
   return {
     sound: comforts.sound,

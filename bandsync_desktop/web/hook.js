@@ -2,7 +2,7 @@
  * The read-only test hook window.bandsync (docs/follower-page.md).
  */
 
-import { calibrationInfo, comfortsInfo, vibrationLog, voiceInfo, voiceTimes } from './audio.js';
+import { audioClockInfo, calibrationInfo, comfortsInfo, vibrationLog, voiceInfo, voiceTimes } from './audio.js';
 import { offsetNow, serverNow } from './clock.js';
 import { formInfo } from './form.js';
 import { setlistInfo } from './setlist.js';
@@ -42,6 +42,7 @@ export function exposeHook() {
     voice: () => voiceInfo(),
     audioState: () => (state.audio ? state.audio.state : null),
     audioTime: () => (state.audio ? state.audio.currentTime : null),
+    audioClock: () => audioClockInfo(),
     lastError: () => (state.lastError ? { ...state.lastError } : null),
     lastSnapshot: () => state.lastSnapshotInfo,
   };
