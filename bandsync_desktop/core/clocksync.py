@@ -109,12 +109,81 @@ def rate_interval(anchors: Sequence[SyncSample]) -> tuple[float, float]:
     return lo, hi
 
 
+class RateAnchors:
+    """The rate anchors, oldest first, with what every pair of them says of the rate, kept up
+    as anchors come and go: ``interval()`` is ``rate_interval(anchors)`` (the same floats)
+    without working out all of its ~7,000 pairs again on every sample. Each anchor keeps its
+    pairs' bounds with every earlier one (a pair whose span is not positive says nothing:
+    ±inf); a new anchor adds one row, the newest replaced redoes its row, and the oldest
+    dropped takes the first bound off every row."""
+
+    def __init__(self, maxlen: int = SKEW_ANCHORS) -> None:
+        self._maxlen = maxlen
+        self._anchors: deque[SyncSample] = deque()
+        self._rows: deque[tuple[deque[float], deque[float]]] = deque()
+        self._row_lo: deque[float] = deque()  # the largest of each row's lower bounds
+        self._row_hi: deque[float] = deque()  # the smallest of each row's upper bounds
+
+    def __len__(self) -> int:
+        return len(self._anchors)
+
+    def __getitem__(self, index: int) -> SyncSample:
+        return self._anchors[index]
+
+    def clear(self) -> None:
+        for part in (self._anchors, self._rows, self._row_lo, self._row_hi):
+            part.clear()
+
+    def append(self, sample: SyncSample) -> None:
+        if len(self._anchors) == self._maxlen:
+            self._anchors.popleft()
+            self._rows.popleft()
+            self._row_lo.popleft()
+            self._row_hi.popleft()
+            for index, (los, his) in enumerate(self._rows):
+                los.popleft()
+                his.popleft()
+                self._row_lo[index] = max(los, default=-math.inf)
+                self._row_hi[index] = min(his, default=math.inf)
+        self._add_row(sample)
+
+    def replace_last(self, sample: SyncSample) -> None:
+        self._anchors.pop()
+        self._rows.pop()
+        self._row_lo.pop()
+        self._row_hi.pop()
+        self._add_row(sample)
+
+    def interval(self) -> tuple[float, float]:
+        """``(lo, hi)`` as ``rate_interval`` gives it for these anchors."""
+        return max(self._row_lo, default=-math.inf), min(self._row_hi, default=math.inf)
+
+    def _add_row(self, later: SyncSample) -> None:
+        los: deque[float] = deque()
+        his: deque[float] = deque()
+        later_offset, later_rtt = later.offset, later.rtt
+        for earlier in self._anchors:
+            span = later.t3 - earlier.t3
+            if span <= 0:
+                los.append(-math.inf)
+                his.append(math.inf)
+                continue
+            change = later_offset - earlier.offset
+            slack = (earlier.rtt + later_rtt) / 2.0
+            los.append((change - slack) / span)
+            his.append((change + slack) / span)
+        self._anchors.append(later)
+        self._rows.append((los, his))
+        self._row_lo.append(max(los, default=-math.inf))
+        self._row_hi.append(min(his, default=math.inf))
+
+
 class OffsetEstimator:
     """Keeps the last ``window`` samples; estimates from the intersection of their intervals."""
 
     def __init__(self, window: int = 32) -> None:
         self._samples: deque[SyncSample] = deque(maxlen=window)
-        self._anchors: deque[SyncSample] = deque(maxlen=SKEW_ANCHORS)
+        self._anchors = RateAnchors(SKEW_ANCHORS)
         self._skew = 0.0
         self._drift = DRIFT_BOUND
 
@@ -141,10 +210,10 @@ class OffsetEstimator:
         self._samples.append(sample)
         if anchors and anchors[-1].t3 // SKEW_BUCKET_MS == sample.t3 // SKEW_BUCKET_MS:
             if sample.rtt < anchors[-1].rtt:
-                anchors[-1] = sample
+                anchors.replace_last(sample)
         else:
             anchors.append(sample)
-        lo, hi = rate_interval(anchors)
+        lo, hi = anchors.interval()
         if lo > hi or lo > MAX_RATE or hi < -MAX_RATE:
             # A step (or a new rate): the history no longer applies. (A sample in flight when
             # a phone's clock paused spans the step: its wide interval may still meet the

@@ -13,7 +13,9 @@ from bandsync_desktop.core.clocksync import (
     RATE_WANDER,
     SKEW_BUCKET_MS,
     OffsetEstimator,
+    RateAnchors,
     SyncSample,
+    rate_interval,
 )
 
 
@@ -178,3 +180,38 @@ def test_skewed_truth_stays_within_the_uncertainty_as_the_rate_is_pinned(rate, s
 def test_backwards_samples_are_refused():
     with pytest.raises(ValueError):
         OffsetEstimator().add(SyncSample(10, 5, 6, 9))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["append", "replace", "clear"]),
+            st.floats(0.0, 3_000.0),  # how long after the last anchor (0: same instant)
+            st.floats(-3.0, 3.0),  # the offset's wander
+            st.floats(0.2, 40.0),  # its round trip
+        ),
+        max_size=60,
+    ),
+    maxlen=st.integers(1, 9),
+)
+def test_rate_anchors_give_what_every_pair_gives(steps, maxlen):
+    """Kept up as anchors come, are replaced and drop off the front, the rate interval is
+    rate_interval's over the same anchors, float for float."""
+    anchors = RateAnchors(maxlen)
+    kept: list[SyncSample] = []
+    t = 1_000.0
+    for action, gap, wander, rtt in steps:
+        t += gap
+        sample = exchange(40.0 + wander, t, rtt / 2.0, rtt / 2.0, service=0.0)
+        if action == "clear":
+            anchors.clear()
+            kept.clear()
+        elif action == "replace" and kept:
+            anchors.replace_last(sample)
+            kept[-1] = sample
+        else:
+            anchors.append(sample)
+            kept = [*kept, sample][-maxlen:]
+        assert [anchors[i] for i in range(len(anchors))] == kept
+        assert anchors.interval() == rate_interval(kept)
