@@ -1291,7 +1291,7 @@ export function calibrationInfo() {
 /** The audio clock as the map sees it, for the hook: how many times it stalled, whether it
  * is stalled now. */
 export function audioClockInfo() {
-  return { stalls, stalled: clock !== null && clock.stalled };
+  return { stalls, stalled: clock !== null && clock.stalled, mapped: state.audioMap !== null };
 }
 
 export function comfortsInfo() {

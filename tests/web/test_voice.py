@@ -88,9 +88,10 @@ async def voice_page(browser: Any, url: str, *, voice: bool, nudge_ms: int = 0) 
     assert await page.js("bandsync.nudgeMs") == nudge_ms
     await page.page.click("#click-toggle")
     await page.wait("bandsync.audioState === 'running'")
-    # the audio clock's map is trusted after AUDIO_MAP_SETTLE_MS (300 ms) of steady readings:
-    # a count-in started sooner could find its first beat already due (late, not placed)
-    await page.page.wait_for_timeout(600)
+    # clicks are placed once the output's start-up is over (AUDIO_WARMUP_S, 0.5 s) and the
+    # map has settled (AUDIO_MAP_SETTLE_MS): a count-in started sooner would find its first
+    # beat already due (not placed)
+    await page.wait("bandsync.audioClock.mapped", timeout=5)
     return page
 
 
@@ -231,7 +232,7 @@ async def test_a_sample_that_fails_to_load_leaves_its_beat_to_the_click(browser,
         await page.page.click("#click-toggle")
         await page.wait("bandsync.audioState === 'running'")
         await page.wait("bandsync.voice.loading.length === 0", timeout=5)
-        await page.page.wait_for_timeout(600)  # (the audio map settles: see voice_page)
+        await page.wait("bandsync.audioClock.mapped", timeout=5)  # (see voice_page)
         info = await page.js("bandsync.voice")
         assert set(info["failed"]) == {"2", "3"}, info
         assert info["loaded"] == [1, *range(4, 13)]
