@@ -19,12 +19,18 @@ VIEWPORTS: list[tuple[int, int]] = [(390, 844), (360, 800), (844, 390), (820, 11
 NEXT_FRAME = "new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)))"
 
 
+async def resize(page: Any, size: tuple[int, int]) -> None:
+    """Resizes Playwright page ``page`` (a test's ``Page`` wrapper: ``.page``) to ``size`` and
+    waits for the page to have laid itself out at it."""
+    width, height = size
+    await page.page.set_viewport_size({"width": width, "height": height})
+    await page.page.evaluate(NEXT_FRAME)
+    shown: dict[str, int] = await page.page.evaluate("({w: innerWidth, h: innerHeight})")
+    assert (shown["w"], shown["h"]) == size, shown
+
+
 async def each_viewport(page: Any) -> AsyncIterator[tuple[int, int]]:
-    """Resizes Playwright page ``page`` (a test's ``Page`` wrapper: ``.page``) to each of
-    VIEWPORTS in turn, yielding its size once the page has laid itself out at it."""
-    for width, height in VIEWPORTS:
-        await page.page.set_viewport_size({"width": width, "height": height})
-        await page.page.evaluate(NEXT_FRAME)
-        size: dict[str, int] = await page.page.evaluate("({w: innerWidth, h: innerHeight})")
-        assert (size["w"], size["h"]) == (width, height), size
-        yield width, height
+    """``page`` at each of VIEWPORTS in turn (resize), yielding the size."""
+    for size in VIEWPORTS:
+        await resize(page, size)
+        yield size

@@ -1,12 +1,17 @@
 """What a player sees: the follower page's geometry at phone, landscape and tablet sizes.
 
-Each test runs at the four viewports of issue 12 and asserts where things are on the screen
-(``getBoundingClientRect``), not only what they say: the current chart line inside the chart's
-visible box, the page fitting one screen with its controls reachable, the offline notice in
-view, the leader's transport on a phone handed the lead, ChordPro chords over their
-syllables, chart text contrast and size, and the first-run traps (the session field, a
-mistyped session, Leave's second tap, the wake-lock hint). A real server on loopback, real
-socket.io clients and Debian's headless Chromium, as in test_follower_page.py.
+Each test looks at the four viewports of issue 12 (tests/helpers/viewports.py) and asserts
+where things are on the screen (``getBoundingClientRect``), not only what they say. Most play
+their story once and, at each state, resize the page to every viewport (as a phone turned to
+landscape does) and assert again; the chart-line test turns the screen between samples while
+the song plays. The ones still run once per viewport from a fresh load are those whose story
+depends on the size (the font steps go as far as the screen allows) or whose story is short.
+What is checked: the current chart line inside the chart's visible box, the page fitting one
+screen with its controls reachable, the offline notice in view, the leader's transport on a
+phone handed the lead, ChordPro chords over their syllables, chart text contrast and size,
+and the first-run traps (the session field, a mistyped session, Leave's second tap, the
+wake-lock hint). A real server on loopback, real socket.io clients and Debian's headless
+Chromium, as in test_follower_page.py.
 
 ``BANDSYNC_SCREENS=docs/screens`` makes the tests save ``page-<w>x<h>[-<state>].png`` there
 (the set linked from the README).
@@ -15,6 +20,7 @@ socket.io clients and Debian's headless Chromium, as in test_follower_page.py.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from pathlib import Path
@@ -26,12 +32,11 @@ from bandsync_desktop.config import Settings
 from bandsync_desktop.server.app import ServerRunner, create_app
 from bandsync_desktop.server.storage.memory import MemoryStore
 from tests.helpers.clients import Recorder
+from tests.helpers.viewports import VIEWPORTS, each_viewport, resize
 
 from .test_follower_page import SYNCED, Page, command, leader_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio]
-
-VIEWPORTS = [(390, 844), (360, 800), (844, 390), (820, 1180)]
 
 #: A chart of (line, bars it lasts): headers, lyrics and blank lines take no time.
 FORM: list[tuple[str, int]] = [("{title: Autumn Leaves}", 0), ("[Intro]", 0)]
@@ -170,44 +175,50 @@ async def load_song(leader: Recorder, tempo: float = 240, count_in: int = 0) -> 
 # -- item 1: the current line is always on screen, the same line on every phone -----------
 
 
-async def test_current_chart_line_stays_inside_the_chart_box(browser, server, viewport):
+async def test_current_chart_line_stays_inside_the_chart_box(browser, server):
     leader = await leader_of(server.url, "jam")
     try:
-        page = await open_at(browser, f"{server.url}/s/jam?name=Guitar", viewport)
+        page = await open_at(browser, f"{server.url}/s/jam?name=Guitar", VIEWPORTS[0])
         await load_song(leader)
         await page.wait(f"document.querySelectorAll('.chart-line').length === {len(FORM)}")
         # no per-phone "bars per line" choice: the chart's own bar lines say how long a line is
         assert await page.js("document.getElementById('chart-speed')") is None
-        first = await geometry(page)
-        assert first["line"] is not None and first["line"]["index"] == 2  # at 1:1, the intro
+        async for size in each_viewport(page):
+            first = await geometry(page)
+            assert first["line"] is not None and first["line"]["index"] == 2, size  # the intro
         await command(leader, "play")
         await page.wait("bandsync.isPlaying && bandsync.lockedIn")
         bar_starts = starts()
         total = sum(bars for _, bars in FORM)
-        checked = 0
-        # the start, the middle (a seek), the end (a seek, then past the last bar)
+        checked = dict.fromkeys(VIEWPORTS, 0)
+        # the start, the middle (a seek), the end (a seek, then past the last bar); the screen
+        # turns between samples, so each size is seen at every stage (and just after a turn)
+        turns = itertools.cycle(VIEWPORTS)
         for seek_bar in (None, 23, total - 2):
             if seek_bar is not None:
                 await command(leader, "seek", position=seek_bar * 1000)  # 240 BPM 4/4: 1 s/bar
                 await page.wait(f"bandsync.barBeat().bar >= {seek_bar + 1}")
             deadline = time.monotonic() + 3.2
             while time.monotonic() < deadline:
+                size = next(turns)
+                await resize(page, size)
                 geo = await geometry(page)
                 line, chart = geo["line"], geo["chart"]
                 assert line is not None, geo
-                assert line["top"] >= chart["top"] - 1, (geo["bb"], line, chart)
-                assert line["bottom"] <= chart["bottom"] + 1, (geo["bb"], line, chart)
-                assert chart["bottom"] <= geo["innerHeight"] + 1, chart
-                assert chart["top"] >= 0, chart
+                assert line["top"] >= chart["top"] - 1, (size, geo["bb"], line, chart)
+                assert line["bottom"] <= chart["bottom"] + 1, (size, geo["bb"], line, chart)
+                assert chart["bottom"] <= geo["innerHeight"] + 1, (size, chart)
+                assert chart["top"] >= 0, (size, chart)
                 bar = bar_position(geo)
                 expected = expected_line(bar)
                 start = bar_starts[expected]
                 near_change = min(abs(bar - start), abs(bar - start - FORM[expected][1])) < 0.06
                 if not near_change:
-                    assert line["index"] == expected, (bar, line["index"], expected)
-                    checked += 1
-                await asyncio.sleep(0.12)
-        assert checked >= 30
+                    assert line["index"] == expected, (size, bar, line["index"], expected)
+                    checked[size] += 1
+                await asyncio.sleep(0.05)
+        assert all(n >= 6 for n in checked.values()), checked
+        assert sum(checked.values()) >= 30, checked
         assert page.errors == [] and page.console_errors == []
     finally:
         await leader.close()
@@ -216,82 +227,88 @@ async def test_current_chart_line_stays_inside_the_chart_box(browser, server, vi
 # -- item 2: one screen, controls reachable, in every state --------------------------------
 
 
-async def test_page_fits_one_screen_in_every_state(browser, server, viewport):
+async def test_page_fits_one_screen_in_every_state(browser, server):
     leader = await leader_of(server.url, "jam")
     try:
-        page = await open_at(browser, f"{server.url}/s/jam?name=Bass", viewport)
+        page = await open_at(browser, f"{server.url}/s/jam?name=Bass", VIEWPORTS[0])
         await load_song(leader, tempo=120, count_in=2)
         await page.wait("document.querySelectorAll('.chart-line').length > 10")
         await page.wait("!document.getElementById('message').hidden")
 
-        waiting = await geometry(page)
-        assert waiting["playState"] == "Stopped"
-        assert_fits_one_screen(waiting, "waiting")
-        assert_on_screen(waiting, "#message", "#chart-box", "#barbeat")
-        # the chart box takes the height that is left: at least three lines of it
-        assert waiting["chartBox"]["height"] >= 3 * 1.5 * 16, waiting["chartBox"]
-        await snap(page, viewport, "waiting")
+        async for size in each_viewport(page):
+            waiting = await geometry(page)
+            assert waiting["playState"] == "Stopped"
+            assert_fits_one_screen(waiting, f"waiting {size}")
+            assert_on_screen(waiting, "#message", "#chart-box", "#barbeat")
+            # the chart box takes the height that is left: at least three lines of it
+            assert waiting["chartBox"]["height"] >= 3 * 1.5 * 16, (size, waiting["chartBox"])
+            await snap(page, size, "waiting")
 
         await command(leader, "play")  # 2 bars of count-in at 120 BPM: 4 s
         await page.wait("bandsync.countingIn", timeout=3)
-        count_in = await geometry(page)
-        assert count_in["playState"] == "Count-in"
-        assert_fits_one_screen(count_in, "count-in")
-        assert_on_screen(count_in, "#countin", "#chart-box")
-        await snap(page, viewport, "countin")
-        # the count-in takes bar:beat's place: no "–:–" above or below it
-        assert count_in["controls"]["#barbeat"] is None, count_in["controls"]["#barbeat"]
+        async for size in each_viewport(page):
+            count_in = await geometry(page)
+            assert count_in["playState"] == "Count-in", size  # (still counting in)
+            assert_fits_one_screen(count_in, f"count-in {size}")
+            assert_on_screen(count_in, "#countin", "#chart-box")
+            await snap(page, size, "countin")
+            # the count-in takes bar:beat's place: no "–:–" above or below it
+            assert count_in["controls"]["#barbeat"] is None, (size, count_in["controls"])
 
         await page.wait("bandsync.isPlaying && !bandsync.countingIn", timeout=6)
         await page.page.wait_for_timeout(300)
-        playing = await geometry(page)
-        assert playing["playState"] == "Playing"
-        assert_fits_one_screen(playing, "playing")
-        assert_on_screen(playing, "#barbeat", "#message", "#chart-box")
+        async for size in each_viewport(page):
+            playing = await geometry(page)
+            assert playing["playState"] == "Playing"
+            assert_fits_one_screen(playing, f"playing {size}")
+            assert_on_screen(playing, "#barbeat", "#message", "#chart-box")
 
         # a tempo change while playing: the new tempo shows, nothing moves off the screen
         await command(leader, "set_tempo", tempo=132)
         await page.wait("bandsync.tempoBpm === 132", timeout=3)
         await page.page.wait_for_timeout(100)
-        changed = await geometry(page)
-        assert changed["playState"] == "Playing"
         assert "132" in await page.text("#tempo")
-        assert_fits_one_screen(changed, "tempo change")
-        assert_on_screen(changed, "#barbeat", "#message", "#chart-box")
-        await snap(page, viewport, "tempo")
+        async for size in each_viewport(page):
+            changed = await geometry(page)
+            assert changed["playState"] == "Playing"
+            assert_fits_one_screen(changed, f"tempo change {size}")
+            assert_on_screen(changed, "#barbeat", "#message", "#chart-box")
+            await snap(page, size, "tempo")
 
         await command(leader, "pause")
         await page.wait("!bandsync.isPlaying")
         await page.page.wait_for_timeout(100)
-        paused = await geometry(page)
-        assert paused["playState"] == "Paused"  # not "Stopped": the song holds its place
-        assert_fits_one_screen(paused, "paused")
-        await snap(page, viewport, "paused")
+        async for size in each_viewport(page):
+            paused = await geometry(page)
+            assert paused["playState"] == "Paused"  # not "Stopped": the song holds its place
+            assert_fits_one_screen(paused, f"paused {size}")
+            await snap(page, size, "paused")
 
         # a late joiner waits for the next bar behind a "–:–" no larger than the count-in
         await command(leader, "set_tempo", tempo=30)  # a bar lasts 8 s
         await command(leader, "play", countInBars=0)
-        late = await open_at(browser, f"{server.url}/s/jam?name=Late", viewport, wait=None)
+        late = await open_at(browser, f"{server.url}/s/jam?name=Late", VIEWPORTS[0], wait=None)
         await late.wait("bandsync.lockAt !== null", timeout=5)
-        locking = await geometry(late)
-        assert locking["playState"].startswith("Joining")
-        assert_fits_one_screen(locking, "joining at the next bar")
-        placeholder = locking["controls"]["#barbeat"]
-        count_in_size = await late.js(
-            "parseFloat(getComputedStyle(document.getElementById('countin')).fontSize)"
-        )
-        assert placeholder is not None and placeholder["height"] <= count_in_size + 1
+        async for size in each_viewport(late):
+            locking = await geometry(late)
+            assert locking["playState"].startswith("Joining"), size
+            assert_fits_one_screen(locking, f"joining at the next bar {size}")
+            placeholder = locking["controls"]["#barbeat"]
+            count_in_size = await late.js(
+                "parseFloat(getComputedStyle(document.getElementById('countin')).fontSize)"
+            )
+            assert placeholder is not None and placeholder["height"] <= count_in_size + 1, size
         assert page.errors == [] and late.errors == []
     finally:
         await leader.close()
 
 
-async def test_page_fits_one_screen_with_the_songs_sections(browser, server, viewport):
+async def test_page_fits_one_screen_with_the_songs_sections(browser, server):
     """The section strip (web/form.js) on top of the chart, a call waiting and a vamp on it:
     still one screen, the strip and the chart on it, in every state."""
     leader = await leader_of(server.url, "jam")
     try:
-        page = await open_at(browser, f"{server.url}/s/jam?name=Sax", viewport)
+        page = await open_at(browser, f"{server.url}/s/jam?name=Sax", VIEWPORTS[0])
         # 8 s sections: a jump at the section's end stays a call waiting (with the vamp) for
         # a while (the server places it, ending the vamp, 2 s before it lands)
         sections = [{"name": name, "bars": 4, "tempoBpm": 120} for name in FORM_SECTIONS]
@@ -301,24 +318,29 @@ async def test_page_fits_one_screen_with_the_songs_sections(browser, server, vie
         await page.wait("document.querySelectorAll('.chart-line').length > 10")
         await page.wait("!document.getElementById('message').hidden")
         await page.wait("!document.getElementById('song-form').hidden")
-        waiting = await geometry(page)
-        assert_fits_one_screen(waiting, "sections, waiting")
-        assert_on_screen(waiting, "#song-form", "#message", "#chart-box", "#barbeat")
-        assert waiting["chartBox"]["height"] >= 3 * 1.5 * 16, waiting["chartBox"]
+        async for size in each_viewport(page):
+            waiting = await geometry(page)
+            assert_fits_one_screen(waiting, f"sections, waiting {size}")
+            assert_on_screen(waiting, "#song-form", "#message", "#chart-box", "#barbeat")
+            assert waiting["chartBox"]["height"] >= 3 * 1.5 * 16, (size, waiting["chartBox"])
         await command(leader, "play")
         await page.wait("bandsync.countingIn", timeout=3)
-        assert_fits_one_screen(await geometry(page), "sections, count-in")
+        assert_fits_one_screen(await geometry(page), "sections, count-in")  # (a bar: 2 s)
+        async for size in each_viewport(page):
+            assert_fits_one_screen(await geometry(page), f"sections, count-in or after {size}")
         await page.wait("bandsync.isPlaying && !bandsync.countingIn", timeout=5)
         await command(leader, "vamp", on=True)
         await command(leader, "jump", section="Outro", at="section")
         await page.wait("bandsync.form().coming !== null && bandsync.form().vamp !== null")
-        calling = await geometry(page)
-        assert_fits_one_screen(calling, "sections, a call and a vamp")
-        assert_on_screen(calling, "#song-form", "#form-coming", "#chart-box", "#barbeat")
-        await snap(page, viewport, "sections")
+        async for size in each_viewport(page):
+            calling = await geometry(page)
+            assert_fits_one_screen(calling, f"sections, a call and a vamp {size}")
+            assert_on_screen(calling, "#song-form", "#form-coming", "#chart-box", "#barbeat")
+            await snap(page, size, "sections")
         await command(leader, "pause")
         await page.wait("!bandsync.isPlaying")
-        assert_fits_one_screen(await geometry(page), "sections, paused")
+        async for size in each_viewport(page):
+            assert_fits_one_screen(await geometry(page), f"sections, paused {size}")
         assert page.errors == [] and page.console_errors == []
     finally:
         await leader.close()
@@ -332,11 +354,11 @@ FORM_SECTIONS += ["Guitar Solo over the changes", "Last Chorus", "Outro"]
 # -- screenshots ----------------------------------------------------------------------------
 
 
-async def test_screenshots(browser, server, viewport):
+async def test_screenshots(browser, server):
     """The playing page with a long chart and a message; saved when BANDSYNC_SCREENS is set."""
     leader = await leader_of(server.url, "jam")
     try:
-        page = await open_at(browser, f"{server.url}/s/jam?name=Keys", viewport)
+        page = await open_at(browser, f"{server.url}/s/jam?name=Keys", VIEWPORTS[0])
         await load_song(leader, tempo=96)
         await page.wait(f"document.querySelectorAll('.chart-line').length === {len(FORM)}")
         await command(leader, "play")
@@ -344,11 +366,13 @@ async def test_screenshots(browser, server, viewport):
         await page.wait("bandsync.isPlaying && bandsync.lockedIn && bandsync.barBeat().bar >= 10")
         # a beat's flash is fading, not at full strength, when the picture is taken
         await page.wait("bandsync.barBeat().fraction > 0.6", timeout=3)
-        geo = await geometry(page)
-        assert_fits_one_screen(geo, "playing")
-        line, chart = geo["line"], geo["chart"]
-        assert chart["top"] - 1 <= line["top"] and line["bottom"] <= chart["bottom"] + 1
-        await snap(page, viewport)
+        async for size in each_viewport(page):
+            await page.wait("bandsync.barBeat().fraction > 0.6", timeout=3)
+            geo = await geometry(page)
+            assert_fits_one_screen(geo, f"playing {size}")
+            line, chart = geo["line"], geo["chart"]
+            assert chart["top"] - 1 <= line["top"] and line["bottom"] <= chart["bottom"] + 1, size
+            await snap(page, size)
         assert page.errors == [] and page.console_errors == []
     finally:
         await leader.close()
@@ -743,14 +767,14 @@ async def test_chart_font_size_steps_keep_the_line_in_view_and_persist(browser, 
 # -- item 9: first-run and recovery traps ----------------------------------------------------
 
 
-async def test_join_form_names_the_session_and_where_to_find_it(browser, server, viewport):
-    link = await open_at(browser, f"{server.url}/s/jam", viewport, wait=None)
+async def test_join_form_names_the_session_and_where_to_find_it(browser, server):
+    link = await open_at(browser, f"{server.url}/s/jam", VIEWPORTS[0], wait=None)
     await link.wait("!document.getElementById('join').hidden")
     assert await link.page.is_visible("#session-input")
     assert await link.page.input_value("#session-input") == "jam"  # from the QR code's link
     assert await link.js("document.activeElement.id") == "name-input"
 
-    first = await open_at(browser, f"{server.url}/", viewport, wait=None)
+    first = await open_at(browser, f"{server.url}/", VIEWPORTS[0], wait=None)
     await first.wait("!document.getElementById('join').hidden")
     # the console's band session (config.py band_session_id) is offered, and the hint says
     # where the code is on the leader's screen, in text a player can read
@@ -761,33 +785,37 @@ async def test_join_form_names_the_session_and_where_to_find_it(browser, server,
         "parseFloat(getComputedStyle(document.getElementById('session-hint')).fontSize)"
     )
     assert size >= 14
-    box = await first.page.locator("#session-hint").bounding_box()
-    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= viewport[0] + 1
     await first.page.fill("#name-input", "Cello")
-    await snap(first, viewport, "join")
+    async for screen in each_viewport(first):
+        box = await first.page.locator("#session-hint").bounding_box()
+        assert box is not None and box["x"] >= 0, (screen, box)
+        assert box["x"] + box["width"] <= screen[0] + 1, (screen, box)
+        await snap(first, screen, "join")
     await first.page.click("#join-button")
     await first.wait(SYNCED)
     assert await first.js("bandsync.sessionId") == "band"
     assert link.errors == [] and first.errors == []
 
 
-async def test_a_mistyped_session_says_nobody_else_is_there(browser, server, viewport):
+async def test_a_mistyped_session_says_nobody_else_is_there(browser, server):
     leader = await leader_of(server.url, "jam")
     try:
-        page = await open_at(browser, f"{server.url}/s/jma?name=Tuba", viewport)
+        page = await open_at(browser, f"{server.url}/s/jma?name=Tuba", VIEWPORTS[0])
         await page.wait("!document.getElementById('alone').hidden")
         notice = await page.text("#alone")
         assert "Nobody else is in session \u2018jma\u2019 — check the code" in notice, notice
         assert await page.js("bandsync.alone") is True
         assert await page.text("#conn") != "In sync"  # not a green "all is well"
         assert "pill-ok" not in await page.js("document.getElementById('conn').className")
-        geo = await geometry(page)
-        assert_fits_one_screen(geo, "alone")
-        alone = await page.page.locator("#alone").bounding_box()
-        change = await page.page.locator("#alone-change").bounding_box()
-        for box in (alone, change):
-            assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= viewport[1]
-        await snap(page, viewport, "alone")
+        async for size in each_viewport(page):
+            geo = await geometry(page)
+            assert_fits_one_screen(geo, f"alone {size}")
+            alone = await page.page.locator("#alone").bounding_box()
+            change = await page.page.locator("#alone-change").bounding_box()
+            for box in (alone, change):
+                assert box is not None and box["y"] >= 0, (size, box)
+                assert box["y"] + box["height"] <= size[1], (size, box)
+            await snap(page, size, "alone")
         # the way back: the form, with the typed code ready to correct
         await page.page.click("#alone-change")
         await page.wait("!document.getElementById('join').hidden && !bandsync.joined")
@@ -803,10 +831,10 @@ async def test_a_mistyped_session_says_nobody_else_is_there(browser, server, vie
         assert await page.js("bandsync.alone") is False
 
         # an open session someone else starts: alone until a second player arrives
-        first = await open_at(browser, f"{server.url}/s/garage?name=One", viewport)
+        first = await open_at(browser, f"{server.url}/s/garage?name=One", VIEWPORTS[0])
         await first.wait("!document.getElementById('alone').hidden")
         assert "check the code" in await first.text("#alone")  # never seen a band here
-        second = await open_at(browser, f"{server.url}/s/garage?name=Two", viewport)
+        second = await open_at(browser, f"{server.url}/s/garage?name=Two", VIEWPORTS[0])
         await first.wait("document.getElementById('alone').hidden", timeout=5)
         assert await second.page.is_hidden("#alone")
 
@@ -827,17 +855,18 @@ async def test_a_mistyped_session_says_nobody_else_is_there(browser, server, vie
         await leader.close()
 
 
-async def test_leave_takes_a_second_tap(browser, server, viewport):
+async def test_leave_takes_a_second_tap(browser, server):
     leader = await leader_of(server.url, "jam")
     try:
-        page = await open_at(browser, f"{server.url}/s/jam?name=Oboe", viewport)
+        page = await open_at(browser, f"{server.url}/s/jam?name=Oboe", VIEWPORTS[0])
         dialogs: list[str] = []
         page.page.on("dialog", lambda d: dialogs.append(d.message))
         await page.page.click("#leave")
         assert await page.js("bandsync.joined") is True  # one tap does not leave
-        assert await page.text("#leave") == "Tap again"
-        geo = await geometry(page)
-        assert_fits_one_screen(geo, "leave armed")
+        async for size in each_viewport(page):
+            assert await page.text("#leave") == "Tap again", size
+            geo = await geometry(page)
+            assert_fits_one_screen(geo, f"leave armed {size}")
         await page.page.wait_for_timeout(3300)
         assert await page.text("#leave") == "Leave"  # the question times out
         await page.page.click("#leave")
@@ -850,11 +879,12 @@ async def test_leave_takes_a_second_tap(browser, server, viewport):
         await leader.close()
 
 
-async def test_no_wake_lock_shows_a_clear_keep_the_screen_on_hint(browser, server, viewport):
+async def test_no_wake_lock_shows_a_clear_keep_the_screen_on_hint(browser, server):
     leader = await leader_of(server.url, "jam")
     try:
         # a phone on the LAN's plain http has no Wake Lock (loopback counts as secure)
-        context = await browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+        width, height = VIEWPORTS[0]
+        context = await browser.new_context(viewport={"width": width, "height": height})
         await context.add_init_script("delete Navigator.prototype.wakeLock")
         page = Page(await context.new_page(), context)
         await page.page.goto(f"{server.url}/s/jam?name=Harp")
@@ -870,13 +900,15 @@ async def test_no_wake_lock_shows_a_clear_keep_the_screen_on_hint(browser, serve
             " return [parseFloat(s.fontSize), s.color]; })()"
         )
         assert style[0] >= 16, style
-        geo = await geometry(page)
-        assert_fits_one_screen(geo, "no wake lock")
-        box = await page.page.locator("#wake-hint").bounding_box()
-        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= viewport[1]
-        await snap(page, viewport, "nowakelock")
+        async for size in each_viewport(page):
+            geo = await geometry(page)
+            assert_fits_one_screen(geo, f"no wake lock {size}")
+            box = await page.page.locator("#wake-hint").bounding_box()
+            assert box is not None and box["y"] >= 0, (size, box)
+            assert box["y"] + box["height"] <= size[1], (size, box)
+            await snap(page, size, "nowakelock")
 
-        with_lock = await open_at(browser, f"{server.url}/s/jam?name=Lute", viewport)
+        with_lock = await open_at(browser, f"{server.url}/s/jam?name=Lute", VIEWPORTS[0])
         assert await with_lock.js("'wakeLock' in navigator") is True
         assert await with_lock.page.is_hidden("#wake-hint")
         assert "auto-lock" not in (await with_lock.text("#sync-info")).lower()
