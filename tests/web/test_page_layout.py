@@ -4,14 +4,13 @@ Each test looks at the four viewports of issue 12 (tests/helpers/viewports.py) a
 where things are on the screen (``getBoundingClientRect``), not only what they say. Most play
 their story once and, at each state, resize the page to every viewport (as a phone turned to
 landscape does) and assert again; the chart-line test turns the screen between samples while
-the song plays. The ones still run once per viewport from a fresh load are those whose story
-depends on the size (the font steps go as far as the screen allows) or whose story is short.
-What is checked: the current chart line inside the chart's visible box, the page fitting one
-screen with its controls reachable, the offline notice in view, the leader's transport on a
-phone handed the lead, ChordPro chords over their syllables, chart text contrast and size,
-and the first-run traps (the session field, a mistyped session, Leave's second tap, the
-wake-lock hint). A real server on loopback, real socket.io clients and Debian's headless
-Chromium, as in test_follower_page.py.
+the song plays. Only the font-size steps still run once per viewport from a fresh load: how
+far they go depends on the screen. What is checked: the current chart line inside the
+chart's visible box, the page fitting one screen with its controls reachable, the offline
+notice in view, the leader's transport on a phone handed the lead, ChordPro chords over
+their syllables, chart text contrast and size, and the first-run traps (the session field, a
+mistyped session, Leave's second tap, the wake-lock hint). A real server on loopback, real
+socket.io clients and Debian's headless Chromium, as in test_follower_page.py.
 
 ``BANDSYNC_SCREENS=docs/screens`` makes the tests save ``page-<w>x<h>[-<state>].png`` there
 (the set linked from the README).
@@ -286,6 +285,8 @@ async def test_page_fits_one_screen_in_every_state(browser, server):
 
         # a late joiner waits for the next bar behind a "–:–" no larger than the count-in
         await command(leader, "set_tempo", tempo=30)  # a bar lasts 8 s
+        # from a downbeat: resumed where it paused, the next bar line could be a moment away
+        await command(leader, "seek", position=0)
         await command(leader, "play", countInBars=0)
         late = await open_at(browser, f"{server.url}/s/jam?name=Late", VIEWPORTS[0], wait=None)
         await late.wait("bandsync.lockAt !== null", timeout=5)
@@ -381,7 +382,7 @@ async def test_screenshots(browser, server):
 # -- item 3: offline does not look like playing ---------------------------------------------
 
 
-async def test_offline_notice_is_in_view_and_the_page_keeps_time(browser, start_server, viewport):
+async def test_offline_notice_is_in_view_and_the_page_keeps_time(browser, start_server):
     store = MemoryStore()  # kept by the restart below, as Redis would keep it
     server = await start_server(store=store)
     # the leader's client must not retry (and leak its HTTP session) once the server is gone
@@ -389,32 +390,37 @@ async def test_offline_notice_is_in_view_and_the_page_keeps_time(browser, start_
     await leader.connect()
     ack = await leader.call("join_session", {"sessionId": "jam", "role": "leader"})
     assert ack["ok"] is True
-    page = await open_at(browser, f"{server.url}/s/jam?name=Drums", viewport)
+    page = await open_at(browser, f"{server.url}/s/jam?name=Drums", VIEWPORTS[0])
     try:
         await load_song(leader, tempo=120)
         await page.wait(f"document.querySelectorAll('.chart-line').length === {len(FORM)}")
         await command(leader, "play")
         await page.wait("bandsync.isPlaying && bandsync.lockedIn")
         # a player who scrolled the chart and the page
-        await page.js("(document.getElementById('chart').scrollTop = 1e6, scrollTo(0, 1e6), 1)")
+        scroll_away = "(document.getElementById('chart').scrollTop = 1e6, scrollTo(0, 1e6), 1)"
+        await page.js(scroll_away)
         assert await page.text("#play-state") == "PLAYING"
         await server.stop()  # the server dies; the leader's lead (and the song) never ended
         started = time.monotonic()
         await page.wait("!document.getElementById('banner').hidden", timeout=3)
         banner_after = time.monotonic() - started
         await page.page.wait_for_timeout(200)
-        geo = await geometry(page)
-        assert_on_screen(geo, "#banner")
         assert "Offline" in await page.text("#banner")
         assert "can't reach you" in await page.text("#banner")
-        # nothing covers the notice: the element at its centre is the notice
-        covered = await page.js(
-            "(() => { const b = document.getElementById('banner').getBoundingClientRect();"
-            " const e = document.elementFromPoint((b.left + b.right) / 2, (b.top + b.bottom) / 2);"
-            " return e && e.closest('#banner') !== null; })()"
-        )
-        assert covered is True
-        assert geo["playState"] == "Offline", geo["playState"]
+        async for size in each_viewport(page):
+            await page.js(scroll_away)  # scrolled away on this screen too
+            geo = await geometry(page)
+            assert_on_screen(geo, "#banner")
+            # nothing covers the notice: the element at its centre is the notice
+            covered = await page.js(
+                "(() => { const b = document.getElementById('banner').getBoundingClientRect();"
+                " const e = document.elementFromPoint((b.left + b.right) / 2,"
+                " (b.top + b.bottom) / 2); return e && e.closest('#banner') !== null; })()"
+            )
+            assert covered is True, size
+            assert geo["playState"] == "Offline", (size, geo["playState"])
+            assert_fits_one_screen(geo, f"offline {size}")
+            await snap(page, size, "offline")
         assert await page.text("#play-state") != "PLAYING"
         # the band plays on: the page keeps the last tempo's time
         first = await page.js("bandsync.beat()")
@@ -423,8 +429,6 @@ async def test_offline_notice_is_in_view_and_the_page_keeps_time(browser, start_
         assert later - first == pytest.approx(1.2, abs=0.3)  # 120 BPM: 2 beats a second
         assert await page.js("bandsync.offline") is True
         assert banner_after < 3
-        assert_fits_one_screen(geo, "offline")
-        await snap(page, viewport, "offline")
 
         # the server comes back on the same store (no Redis here: the leader's drop paused
         # the song, as a leader leaving does): the notice goes, the page holds its place
@@ -437,19 +441,21 @@ async def test_offline_notice_is_in_view_and_the_page_keeps_time(browser, start_
                 timeout=10,
             )
             await page.page.wait_for_timeout(300)
-            back = await geometry(page)
-            assert back["playState"] == "Paused", back["playState"]
             # first back after the restart, the others not yet: no "check the code" (this
             # device has played in this session), but not a green "all is well" either
             if await page.js("bandsync.alone"):
                 notice = await page.text("#alone")
                 assert "check the code" not in notice, notice
                 assert "\u2018jam\u2019 yet — waiting for the band" in notice, notice
-            assert_fits_one_screen(back, "rejoined")
-            assert_on_screen(back, "#barbeat", "#chart-box")
-            line, chart = back["line"], back["chart"]
-            assert chart["top"] - 1 <= line["top"] and line["bottom"] <= chart["bottom"] + 1
-            await snap(page, viewport, "rejoined")
+            async for size in each_viewport(page):
+                back = await geometry(page)
+                assert back["playState"] == "Paused", (size, back["playState"])
+                assert_fits_one_screen(back, f"rejoined {size}")
+                assert_on_screen(back, "#barbeat", "#chart-box")
+                line, chart = back["line"], back["chart"]
+                assert chart["top"] - 1 <= line["top"], (size, line, chart)
+                assert line["bottom"] <= chart["bottom"] + 1, (size, line, chart)
+                await snap(page, size, "rejoined")
         finally:
             await again.stop()
         assert page.errors == []
@@ -461,14 +467,14 @@ async def test_offline_notice_is_in_view_and_the_page_keeps_time(browser, start_
 # -- item 7: a phone handed the lead can lead -----------------------------------------------
 
 
-async def test_a_phone_handed_the_lead_gets_the_transport(browser, server, viewport):
+async def test_a_phone_handed_the_lead_gets_the_transport(browser, server):
     leader = await leader_of(server.url, "jam")
     follower = Recorder(server.url, "follower")
     await follower.connect()
     try:
         ack = await follower.call("join_session", {"sessionId": "jam", "displayName": "Sax"})
         assert ack["ok"] is True
-        page = await open_at(browser, f"{server.url}/s/jam?name=Alice", viewport)
+        page = await open_at(browser, f"{server.url}/s/jam?name=Alice", VIEWPORTS[0])
         await load_song(leader, tempo=100)
         await page.wait("!document.getElementById('message').hidden")
         assert not await page.page.is_visible("#lead")  # a follower has no transport
@@ -477,18 +483,19 @@ async def test_a_phone_handed_the_lead_gets_the_transport(browser, server, viewp
 
         await command(leader, "hand_over", to=member_id)
         await page.wait("bandsync.leading && !document.getElementById('lead').hidden")
-        geo = await geometry(page)
-        assert_fits_one_screen(geo, "leading")
-        assert_on_screen(geo, "#lead", "#lead-play", "#lead-stop", "#lead-tempo", "#lead-slower")
-        assert_on_screen(geo, "#lead-faster", "#chart-box")
-        await snap(page, viewport, "leading")
+        async for size in each_viewport(page):
+            geo = await geometry(page)
+            assert_fits_one_screen(geo, f"leading {size}")
+            assert_on_screen(geo, "#lead", "#lead-play", "#lead-stop", "#lead-tempo")
+            assert_on_screen(geo, "#lead-slower", "#lead-faster", "#chart-box")
+            await snap(page, size, "leading")
+            boxes = await page.js(
+                "[...document.querySelectorAll('#lead button, #lead input')]"
+                ".map(b => { const r = b.getBoundingClientRect(); return [r.width, r.height]; })"
+            )
+            assert all(w >= 44 and h >= 44 for w, h in boxes), (size, boxes)
         assert "You lead the band" in await page.text("#lead")
         assert await page.text("#leader-label") == "Leader: Alice"
-        sizes = await page.js(
-            "[...document.querySelectorAll('#lead button, #lead input')]"
-            ".map(b => { const r = b.getBoundingClientRect(); return [r.width, r.height]; })"
-        )
-        assert all(w >= 44 and h >= 44 for w, h in sizes), sizes
 
         # the page's Play reaches the band as the protocol's play
         playing = follower.next("play")
@@ -618,81 +625,86 @@ async def load_chordpro(leader: Recorder, title: str = "Autumn Leaves", tempo: f
     await command(leader, "update_message", message=MESSAGE)
 
 
-async def test_chordpro_renders_chords_over_syllables_and_hides_markup(browser, server, viewport):
+async def test_chordpro_renders_chords_over_syllables_and_hides_markup(browser, server):
     leader = await leader_of(server.url, "jam")
     try:
-        page = await open_at(browser, f"{server.url}/s/jam?name=Guitar", viewport)
+        page = await open_at(browser, f"{server.url}/s/jam?name=Guitar", VIEWPORTS[0])
         await load_chordpro(leader)
         await page.wait(f"document.querySelectorAll('.chart-line').length === {len(CHORDPRO)}")
-        layout = await page.js(CHORDPRO_LAYOUT)
-        shown = "\n".join(layout["shownText"])
-        # no directive, unknown or known, and no chord bracket is shown raw
-        assert "{" not in shown and "}" not in shown, shown
-        assert "[Am7b5]" not in shown and "[Gm]" not in shown, shown
-        assert "do not show me" not in shown
-        directives = [i for i, (text, _) in enumerate(CHORDPRO) if text.startswith("{")]
-        notes_and_labels = {7, 10, len(CHORDPRO) - 1} | {
-            i for i, (t, _) in enumerate(CHORDPRO) if t == "{sov}"
-        }
-        assert set(layout["hiddenIndices"]) == set(directives) - notes_and_labels
-        # the song's facts in one header line, the title (once) in the state row
-        assert layout["title"] == "Autumn Leaves"
-        assert layout["factsShown"] is True
-        # not the chart's {tempo: 120}: the band plays it at 240, shown above
-        assert layout["facts"] == "Kosma / Prévert · Key Gm · Capo 2"
-        # comments are notes, the chorus is marked with a bar the rest of the chart lacks
-        assert layout["notes"] == ["Swing feel, brushes", "hold it"]
-        assert layout["chorus"] == [10, 11, 12]
-        assert all(c == "rgb(77, 163, 255)" for c in layout["chorusBorder"]), layout
-        assert layout["plainBorder"] != layout["chorusBorder"][0]
-        # each inline chord starts exactly over the syllable it was typed before
-        pairs = [p for p in layout["pairs"] if p["chord"]]
-        chords = [p["chord"] for p in pairs]
-        assert chords[:7] == ["Am7b5", "D7", "Gm", "Cm7", "F7", "Bbmaj7", "Ebmaj7"], chords
-        by_chord = {p["chord"]: p for p in pairs}
-        assert by_chord["D7"]["lyric"].startswith("leaves")
-        assert by_chord["F"]["lyric"].startswith("way")  # a[F]way: over the syllable
-        for pair in pairs:
-            assert abs(pair["chordLeft"] - pair["lyricLeft"]) < 0.5, pair
-            assert pair["chordBottom"] <= pair["lyricTop"] + 0.5, pair
-        # and a word keeps its letters together: no gap where a chord sits mid-word
-        every = layout["pairs"]
-        at_f = next(i for i, p in enumerate(every) if p["chord"] == "F")
-        before = every[at_f - 1]
-        assert before["lyric"] == "a", before
-        if abs(before["lyricTop"] - every[at_f]["lyricTop"]) < 0.5:  # same row
-            assert abs(every[at_f]["lyricLeft"] - before["lyricRight"]) < 0.5, (before, every[at_f])
-        # nothing wider than the chart
-        assert layout["chartScrollWidth"] <= layout["chartClientWidth"], layout
-        assert layout["widest"] <= layout["chartRight"] + 0.5, layout
-        geo = await geometry(page)
-        assert_fits_one_screen(geo, "chordpro")
-        await snap(page, viewport, "chordpro")
+        async for size in each_viewport(page):
+            layout = await page.js(CHORDPRO_LAYOUT)
+            shown = "\n".join(layout["shownText"])
+            # no directive, unknown or known, and no chord bracket is shown raw
+            assert "{" not in shown and "}" not in shown, shown
+            assert "[Am7b5]" not in shown and "[Gm]" not in shown, shown
+            assert "do not show me" not in shown
+            directives = [i for i, (text, _) in enumerate(CHORDPRO) if text.startswith("{")]
+            notes_and_labels = {7, 10, len(CHORDPRO) - 1} | {
+                i for i, (t, _) in enumerate(CHORDPRO) if t == "{sov}"
+            }
+            assert set(layout["hiddenIndices"]) == set(directives) - notes_and_labels
+            # the song's facts in one header line, the title (once) in the state row
+            assert layout["title"] == "Autumn Leaves"
+            assert layout["factsShown"] is True
+            # not the chart's {tempo: 120}: the band plays it at 240, shown above
+            assert layout["facts"] == "Kosma / Prévert · Key Gm · Capo 2"
+            # comments are notes, the chorus is marked with a bar the rest of the chart lacks
+            assert layout["notes"] == ["Swing feel, brushes", "hold it"]
+            assert layout["chorus"] == [10, 11, 12]
+            assert all(c == "rgb(77, 163, 255)" for c in layout["chorusBorder"]), layout
+            assert layout["plainBorder"] != layout["chorusBorder"][0]
+            # each inline chord starts exactly over the syllable it was typed before
+            pairs = [p for p in layout["pairs"] if p["chord"]]
+            chords = [p["chord"] for p in pairs]
+            assert chords[:7] == ["Am7b5", "D7", "Gm", "Cm7", "F7", "Bbmaj7", "Ebmaj7"], chords
+            by_chord = {p["chord"]: p for p in pairs}
+            assert by_chord["D7"]["lyric"].startswith("leaves")
+            assert by_chord["F"]["lyric"].startswith("way")  # a[F]way: over the syllable
+            for pair in pairs:
+                assert abs(pair["chordLeft"] - pair["lyricLeft"]) < 0.5, pair
+                assert pair["chordBottom"] <= pair["lyricTop"] + 0.5, pair
+            # and a word keeps its letters together: no gap where a chord sits mid-word
+            every = layout["pairs"]
+            at_f = next(i for i, p in enumerate(every) if p["chord"] == "F")
+            before = every[at_f - 1]
+            assert before["lyric"] == "a", before
+            if abs(before["lyricTop"] - every[at_f]["lyricTop"]) < 0.5:  # same row
+                assert abs(every[at_f]["lyricLeft"] - before["lyricRight"]) < 0.5, (
+                    before,
+                    every[at_f],
+                )
+            # nothing wider than the chart
+            assert layout["chartScrollWidth"] <= layout["chartClientWidth"], layout
+            assert layout["widest"] <= layout["chartRight"] + 0.5, layout
+            geo = await geometry(page)
+            assert_fits_one_screen(geo, f"chordpro {size}")
+            await snap(page, size, "chordpro")
         assert page.errors == [] and page.console_errors == []
     finally:
         await leader.close()
 
 
-async def test_chart_text_is_bright_and_high_contrast(browser, server, viewport):
+async def test_chart_text_is_bright_and_high_contrast(browser, server):
     leader = await leader_of(server.url, "jam")
     try:
-        page = await open_at(browser, f"{server.url}/s/jam?name=Horns", viewport)
+        page = await open_at(browser, f"{server.url}/s/jam?name=Horns", VIEWPORTS[0])
         await load_chordpro(leader)
         await page.wait(f"document.querySelectorAll('.chart-line').length === {len(CHORDPRO)}")
         await command(leader, "play")
         await page.wait("bandsync.isPlaying && bandsync.lockedIn && bandsync.chartLine >= 0")
-        texts = await page.js(CHART_TEXT)
-        assert texts, "no chart text measured"
-        for text in texts:
-            # WCAG AAA is 7:1; a stage 2 m away gets more (the old grey body text had 6.99:1)
-            assert text["ratio"] >= 10, text
-            assert text["size"] >= 16, text
-        current = [t for t in texts if t["current"]]
-        assert current and all(t["ratio"] >= 12 for t in current), current
-        # chords stand apart from the words
-        chord_colors = {t["color"] for t in texts if t["chord"]}
-        word_colors = {t["color"] for t in texts if not t["chord"] and not t["current"]}
-        assert chord_colors and not chord_colors & word_colors, (chord_colors, word_colors)
+        async for size in each_viewport(page):
+            texts = await page.js(CHART_TEXT)
+            assert texts, f"no chart text measured at {size}"
+            for text in texts:
+                # WCAG AAA is 7:1; a stage 2 m away gets more (the old grey body text had 6.99:1)
+                assert text["ratio"] >= 10, (size, text)
+                assert text["size"] >= 16, (size, text)
+            current = [t for t in texts if t["current"]]
+            assert current and all(t["ratio"] >= 12 for t in current), (size, current)
+            # chords stand apart from the words
+            chord_colors = {t["color"] for t in texts if t["chord"]}
+            word_colors = {t["color"] for t in texts if not t["chord"] and not t["current"]}
+            assert chord_colors and not chord_colors & word_colors, (chord_colors, word_colors)
     finally:
         await leader.close()
 
