@@ -2,7 +2,9 @@
  * The read-only test hook window.bandsync (docs/follower-page.md).
  */
 
-import { audioClockInfo, calibrationInfo, comfortsInfo, vibrationLog, voiceInfo, voiceTimes } from './audio.js';
+import {
+  audioClockInfo, calibrationInfo, comfortsInfo, vibrationLog, voiceInfo, voiceTimes,
+} from './audio.js';
 import { offsetNow, serverNow } from './clock.js';
 import { formInfo } from './form.js';
 import { setlistInfo } from './setlist.js';

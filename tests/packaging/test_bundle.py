@@ -46,9 +46,8 @@ class Bundle:
     exe: Path
 
 
-# Session scope: the packaging tests share one xdist worker, but the scheduler can hand it
-# other modules' tests between two of this module's, and a module fixture is then built again
-# (46 s a build: built twice in a clean-clone scripts/test, 3 December).
+# Session scope: one build (40-46 s) per worker, whatever order its tests come in. The packaging
+# tests are grouped on one worker (tests/conftest.py); when they were not, each worker built it.
 @pytest.fixture(scope="session")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     base = tmp_path_factory.mktemp("bundle")
