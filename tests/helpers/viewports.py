@@ -30,7 +30,8 @@ async def resize(page: Any, size: tuple[int, int]) -> None:
 
 
 async def each_viewport(page: Any) -> AsyncIterator[tuple[int, int]]:
-    """``page`` at each of VIEWPORTS in turn (resize), yielding the size."""
+    """``page`` at each of VIEWPORTS in turn (resize), yielding the size; it stays at the
+    last (the tablet) afterwards."""
     for size in VIEWPORTS:
         await resize(page, size)
         yield size

@@ -793,12 +793,13 @@ async def test_join_form_names_the_session_and_where_to_find_it(browser, server)
     assert await first.page.input_value("#session-input") == "band"
     hint = await first.text("#session-hint")
     assert "under JOIN on the leader's screen" in hint and "band" in hint, hint
-    size = await first.js(
-        "parseFloat(getComputedStyle(document.getElementById('session-hint')).fontSize)"
-    )
-    assert size >= 14
     await first.page.fill("#name-input", "Cello")
     async for screen in each_viewport(first):
+        size = await first.js(
+            "parseFloat(getComputedStyle(document.getElementById('session-hint')).fontSize)"
+        )
+        assert size >= 14, (screen, size)
+        assert await first.page.is_visible("#session-input"), screen
         box = await first.page.locator("#session-hint").bounding_box()
         assert box is not None and box["x"] >= 0, (screen, box)
         assert box["x"] + box["width"] <= screen[0] + 1, (screen, box)
@@ -907,12 +908,12 @@ async def test_no_wake_lock_shows_a_clear_keep_the_screen_on_hint(browser, serve
         await page.wait("!document.getElementById('wake-hint').hidden")
         hint = await page.text("#wake-hint")
         assert "Keep this screen on: set Auto-Lock to Never while you play" in hint
-        style = await page.js(
-            "(() => { const s = getComputedStyle(document.getElementById('wake-hint'));"
-            " return [parseFloat(s.fontSize), s.color]; })()"
-        )
-        assert style[0] >= 16, style
         async for size in each_viewport(page):
+            style = await page.js(
+                "(() => { const s = getComputedStyle(document.getElementById('wake-hint'));"
+                " return [parseFloat(s.fontSize), s.color]; })()"
+            )
+            assert style[0] >= 16, (size, style)
             geo = await geometry(page)
             assert_fits_one_screen(geo, f"no wake lock {size}")
             box = await page.page.locator("#wake-hint").bounding_box()
