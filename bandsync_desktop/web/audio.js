@@ -199,21 +199,22 @@ function outputLatency(ctx) {
  * Returns null when no reading can be had yet (the first audio callback has not run).
  */
 function readClock(ctx, perfNow) {
-  if (!(ctx.currentTime >= AUDIO_WARMUP_S)) {
+  const currentTime = ctx.currentTime;
+  if (!(currentTime >= AUDIO_WARMUP_S)) {
     // before the first audio callbacks are done with their start-up: nothing to pair an
     // outputLatency with (Firefox keeps the first one it is asked for)
     return null;
   }
-  const currentTime = ctx.currentTime;
   const { latency, sampled, kind } = outputLatency(ctx);
   if (sampled && (firstPair === null || firstPair.ctx !== ctx)) {
     firstPair = {
       ctx, value: currentTime - latency - perfNow / 1000, currentTime, valid: true, offset: null,
     };
   }
-  clock.raw = rawReading(ctx, perfNow);
-  if (!clock.stampBroken && typeof ctx.getOutputTimestamp === 'function') {
-    const stamp = ctx.getOutputTimestamp();
+  // asked once a reading: the hook records it even where the page no longer uses it
+  const stamp = typeof ctx.getOutputTimestamp === 'function' ? ctx.getOutputTimestamp() : null;
+  clock.raw = rawReading(ctx, perfNow, currentTime, stamp);
+  if (!clock.stampBroken && stamp !== null) {
     if (!stamp || !(stamp.performanceTime > 0) || !(stamp.contextTime > 0)) {
       return null; // the first audio callback has not run yet: try again next tick
     }
@@ -248,13 +249,12 @@ function readClock(ctx, perfNow) {
   };
 }
 
-/** What the engine says of its audio clock at perfNow, as it says it (for the hook: the
- * heard benchmark compares it with what is heard). */
-function rawReading(ctx, perfNow) {
-  const stamp = typeof ctx.getOutputTimestamp === 'function' ? ctx.getOutputTimestamp() : null;
+/** What the engine says of its audio clock at perfNow (its currentTime and output stamp then),
+ * as it says it (for the hook: the heard benchmark compares it with what is heard). */
+function rawReading(ctx, perfNow, currentTime, stamp) {
   return {
     perfNow,
-    currentTime: ctx.currentTime,
+    currentTime,
     outputLatency: typeof ctx.outputLatency === 'number' ? ctx.outputLatency : null,
     baseLatency: typeof ctx.baseLatency === 'number' ? ctx.baseLatency : null,
     stampContextTime: stamp ? stamp.contextTime : null,
@@ -1287,13 +1287,13 @@ export function calibrationInfo() {
 
 // -- wiring ---------------------------------------------------------------------------------
 
-/** The hook's view of the comforts (docs/follower-page.md). */
 /** The audio clock as the map sees it, for the hook: how many times it stalled, whether it
- * is stalled now. */
+ * is stalled now, whether clicks can be placed (docs/follower-page.md). */
 export function audioClockInfo() {
   return { stalls, stalled: clock !== null && clock.stalled, mapped: state.audioMap !== null };
 }
 
+/** The hook's view of the comforts (docs/follower-page.md). */
 export function comfortsInfo() {
   return {
     sound: comforts.sound,
