@@ -27,6 +27,7 @@ import contextlib
 import json
 import math
 import random
+import selectors
 import socket
 import statistics
 import time
@@ -80,6 +81,7 @@ class DirectionStats:
     """Delays actually applied to one direction (ms, including order holds and stalls)."""
 
     delays_ms: list[float] = field(default_factory=list)
+    late_ms: list[float] = field(default_factory=list)  # how late each held chunk went out
     chunks: int = 0
     bytes: int = 0
     stalls: int = 0
@@ -98,6 +100,9 @@ class DirectionStats:
                 p99_ms=round(q[98], 2),
                 max_ms=round(max(self.delays_ms), 2),
             )
+        if len(self.late_ms) >= 2:
+            q = statistics.quantiles(self.late_ms, n=100, method="inclusive")
+            out.update(late_p50_ms=round(q[49], 3), late_p99_ms=round(q[98], 3))
         return out
 
 
@@ -209,6 +214,7 @@ class WifiEmulator:
                 wait = release - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                    stats.late_ms.append((time.monotonic() - release) * 1000.0)
                 dst.write(data)
                 await dst.drain()
                 stats.chunks += 1
@@ -248,6 +254,15 @@ async def _main(args: argparse.Namespace) -> None:
         print(json.dumps(emulator.stats()), flush=True)
 
 
+def precise_loop() -> asyncio.AbstractEventLoop:
+    """An event loop whose timers fire within about 0.1 ms. asyncio's default loop on Linux
+    waits in ``epoll_wait``, whose timeout is whole milliseconds, and rounds every wait up to
+    the next one: each held chunk went out 0.8 ms late at the median (p99 2.3 ms), a jitter
+    the profile does not have, on both directions. ``select`` takes microseconds (and a proxy
+    has far fewer than its 1024 sockets)."""
+    return asyncio.SelectorEventLoop(selectors.SelectSelector())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="127.0.0.1:3001", help="server host:port")
@@ -258,8 +273,9 @@ def main() -> None:
     parser.add_argument("--p99", type=float, default=250.0, help="jitter p99 (ms)")
     parser.add_argument("--stall-rate", type=float, default=0.0, help="stalls per second")
     parser.add_argument("--seed", type=int, default=None)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(parser.parse_args()))
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=precise_loop) as run:
+        run.run(_main(args))
 
 
 if __name__ == "__main__":

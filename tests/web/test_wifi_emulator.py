@@ -71,3 +71,40 @@ async def test_proxy_delays_both_ways_and_keeps_order():
         await emulator.stop()
         echo.close()
         await echo.wait_closed()
+
+
+def test_the_precise_loop_waits_in_select_and_never_sends_a_chunk_early():
+    """The emulator's command runs on ``precise_loop``: it waits in ``select``, not in
+    asyncio's default ``epoll`` loop, whose whole-millisecond timeouts made every held chunk
+    later than the profile says. No held chunk goes out before its release time, and how late
+    each went out is in the stats."""
+
+    async def run() -> tuple[dict[str, list[float]], dict[str, object]]:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop._selector, wifi.selectors.SelectSelector)  # type: ignore[attr-defined]
+        echo = await asyncio.start_server(_echo, "127.0.0.1", 0)
+        profile = wifi.LinkProfile(base_min_ms=2, base_max_ms=5, jitter_p90_ms=0, jitter_p99_ms=0)
+        emulator = wifi.WifiEmulator("127.0.0.1", echo.sockets[0].getsockname()[1], profile)
+        await emulator.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", emulator.port)
+            for i in range(60):
+                writer.write(f"{i:05d}\n".encode())
+                await writer.drain()
+                await asyncio.sleep(0.004)
+            await asyncio.wait_for(reader.readexactly(6 * 60), 10)
+            writer.close()
+            late = {"up": emulator.up.late_ms, "down": emulator.down.late_ms}
+            return late, emulator.stats()
+        finally:
+            await emulator.stop()
+            echo.close()
+            await echo.wait_closed()
+
+    with asyncio.Runner(loop_factory=wifi.precise_loop) as runner:
+        late, stats = runner.run(run())
+    for direction in ("up", "down"):
+        assert len(late[direction]) >= 30  # chunks were held (the base is 2-5 ms each way)
+        assert min(late[direction]) >= 0.0
+        summary = stats[direction]
+        assert isinstance(summary, dict) and {"late_p50_ms", "late_p99_ms"} <= summary.keys()
