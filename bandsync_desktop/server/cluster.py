@@ -138,7 +138,8 @@ class BandRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 STORAGE.debug("socket.io channel lost: %s", exc)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    # Untyped in the redis-py of earlier installs, typed in 8.2: either passes.
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
                 with contextlib.suppress(Exception):
                     await client.aclose()
             await asyncio.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])

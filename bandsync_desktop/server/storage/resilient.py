@@ -424,7 +424,8 @@ class ResilientStore:
             finally:
                 self.subscribed.clear()
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    # Untyped in the redis-py of earlier installs, typed in 8.2: either passes.
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
                 with contextlib.suppress(Exception):
                     await client.aclose()
             await asyncio.sleep(self.backoff_s[min(attempt, len(self.backoff_s) - 1)])
