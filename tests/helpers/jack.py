@@ -1,6 +1,7 @@
 """A private JACK server (the dummy driver: no sound card) and a real MIDI receiver on it.
 
-``JackServer`` runs ``jackd --no-realtime -S -n <unique name> -d dummy``; while it runs,
+``JackServer`` runs ``jackd --no-realtime -S -n <unique name> -d dummy`` (``--realtime``
+when asked: the MIDI clock's tests ask wherever ``realtime_allowed()``); while it runs,
 ``JACK_DEFAULT_SERVER`` names it, so every JACK client this process opens (rtmidi's
 ``API_UNIX_JACK``) lands on it and never on another session's server. The ``jack_server``
 fixture starts one per test (about 0.2 s) and skips the test only if ``jackd`` is not
@@ -143,6 +144,14 @@ class JackServer:
         self.process = None
         with contextlib.suppress(OSError):
             self._log.unlink()
+
+
+def realtime_allowed() -> bool:
+    """Whether this process may ask for real-time scheduling (root, or an ``rtprio`` limit),
+    as ``jackd --realtime`` and its clients' process threads do."""
+    import resource
+
+    return os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] > 0
 
 
 @contextlib.contextmanager
