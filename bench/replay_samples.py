@@ -7,7 +7,9 @@ on exactly those samples. Prints, per follower, each direction's delay (min / p1
 floor the estimator's intervals can reach), then for the product's estimator
 (``core/clocksync.py``) with other windows, and with the rate given (skew 0, drift bound
 ``--known-ppm``: what pinning the rate at once could win), the |offset error| p95 and the
-spread across the followers (max - min at each sample's arrival + 100 ms) from ``--from-s``.
+spread across the followers from ``--from-s``: each follower's error 100 ms after each of its
+samples arrived, and per round (every follower's *i*-th such reading: they run one schedule,
+so a round spans well under a second) their max - min.
 
     .venv/bin/python bench/sync_bench.py --engine mixed --loopback-s 10 --wifi-s 120 \\
         --out bench/results/sync_bench_mixed.json
