@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
+import time
 from typing import Any
 
 import pytest
@@ -18,7 +21,7 @@ import pytest
 from bandsync_desktop.config import Settings
 from bandsync_desktop.server.app import ServerRunner, create_app
 from tests.helpers.clients import Recorder, assert_tracks_server_clock
-from tests.helpers.engines import Engine, Page, has_audio_output, missing_reason
+from tests.helpers.engines import BrowserWedged, Engine, Page, has_audio_output, missing_reason
 
 pytestmark = pytest.mark.asyncio
 
@@ -243,3 +246,36 @@ async def test_with_no_audio_output_the_toggle_says_no_sound(server, browser_poo
     finally:
         await engine.close()
         await leader.close()
+
+
+@pytest.mark.firefox
+async def test_a_browser_that_stops_answering_is_reported_and_replaced(server, browser_pool):
+    """The harness itself: a Firefox that answers no driver call (stopped here with SIGSTOP,
+    as a wedged one looks from outside) fails the call with BrowserWedged instead of holding
+    it for Marionette's 360 s, and the pool gives the next page a new browser that works."""
+    reason = missing_reason("firefox")
+    if reason is not None:
+        pytest.skip(reason)
+    engine = Engine("firefox", browser_pool)
+    try:
+        page = await engine.open(f"{server.url}/s/jam?name=Stuck")
+        await page.wait(SYNCED, timeout=LOAD_S)
+        stuck = page.browser  # type: ignore[attr-defined]
+        assert stuck.process is not None
+        stuck.client.client.socket_timeout = 2.0  # (the suite's is DRIVER_CALL_TIMEOUT_S)
+        os.kill(stuck.process.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(BrowserWedged, match="firefox answered no driver call"):
+                await page.js("1 + 1")
+            assert time.monotonic() - started < 10
+            assert stuck.wedged
+        finally:
+            os.kill(stuck.process.pid, signal.SIGCONT)
+        await engine.close()
+        page = await engine.open(f"{server.url}/s/jam?name=Fresh")
+        assert page.browser is not stuck  # type: ignore[attr-defined]
+        assert stuck.process.poll() is not None  # the wedged one was stopped
+        await page.wait(SYNCED, timeout=LOAD_S)
+    finally:
+        await engine.close()
