@@ -7,9 +7,8 @@ on exactly those samples. Prints, per follower, each direction's delay (min / p1
 floor the estimator's intervals can reach), then for the product's estimator
 (``core/clocksync.py``) with other windows, and with the rate given (skew 0, drift bound
 ``--known-ppm``: what pinning the rate at once could win), the |offset error| p95 and the
-spread across the followers from ``--from-s``: each follower's error 100 ms after each of its
-samples arrived, and per round (every follower's *i*-th such reading: they run one schedule,
-so a round spans well under a second) their max - min.
+spread across the followers (max - min of their errors at the same true instants, every
+``STEP_MS``) from ``--from-s`` after the first arrival.
 
     .venv/bin/python bench/sync_bench.py --engine mixed --loopback-s 10 --wifi-s 120 \\
         --out bench/results/sync_bench_mixed.json
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from bandsync_desktop.core.clocksync import OffsetEstimator, SyncSample  # noqa: E402
 
 WINDOWS = (32, 64, 128)  # the product keeps 32 (16 s at two exchanges a second)
+STEP_MS = 250.0  # how often the followers' errors are compared
 
 
 class KnownRate(OffsetEstimator):
@@ -63,26 +63,38 @@ def delays(follower: dict[str, Any]) -> dict[str, dict[str, float]]:
 def replay(
     followers: dict[str, dict[str, Any]], make: Any, from_ms: float
 ) -> dict[str, float | int]:
-    """Signed errors at each sample's arrival + 100 ms, per follower, after ``from_ms``."""
-    series = []
+    """Each follower's signed error at the same true instants (every ``STEP_MS``, from
+    ``from_ms`` after the first arrival), given the samples that had arrived by then."""
+    runs = []
     for follower in followers.values():
-        estimator = make()
+        truth = follower["trueOffsetMs"]
         samples = [SyncSample(*s) for s in follower["samples"]]
-        start = samples[0].t3
+        runs.append((truth, samples))
+    start = min(samples[0].t3 + truth for truth, samples in runs)
+    end = min(samples[-1].t3 + truth for truth, samples in runs)
+    instants = []
+    t = start + from_ms
+    while t <= end:
+        instants.append(t)
+        t += STEP_MS
+    series = []
+    for truth, samples in runs:
+        estimator = make()
+        arrived = 0
         errors = []
-        for sample in samples:
-            estimator.add(sample)
-            if sample.t3 - start >= from_ms:
-                errors.append(estimator.offset(sample.t3 + 100.0) - follower["trueOffsetMs"])
+        for instant in instants:
+            while arrived < len(samples) and samples[arrived].t3 + truth <= instant:
+                estimator.add(samples[arrived])
+                arrived += 1
+            errors.append(estimator.offset(instant - truth) - truth)
         series.append(errors)
-    rounds = min(len(s) for s in series)
-    spread = [max(s[i] for s in series) - min(s[i] for s in series) for i in range(rounds)]
+    spread = [max(s[i] for s in series) - min(s[i] for s in series) for i in range(len(instants))]
     errors = [abs(e) for s in series for e in s]
     return {
         "absErrorP95Ms": round(quantile(errors, 0.95), 3),
         "spreadP50Ms": round(quantile(spread, 0.5), 3),
         "spreadP95Ms": round(quantile(spread, 0.95), 3),
-        "rounds": rounds,
+        "instants": len(instants),
     }
 
 
