@@ -362,8 +362,9 @@ def jack() -> Iterator[JackServer]:
     """A private dummy JACK server (its clients are the actor and the receivers), real-time
     where the system allows it, as a studio's JACK runs. At normal priority on a busy machine
     a pulse was stamped late (6.4 ms once in a suite run, 12.8 ms once in 22 runs beside two
-    busy loops; none in 14 real-time): the stamp is JACK's cycle time, and a normal-priority
-    jackd's cycle waits for a core."""
+    busy loops; none in 24 real-time): the stamp is JACK's cycle time, and a normal-priority
+    jackd's cycle waits for a core. (Real-time, one suite run still had the pulses after a
+    resume 4.8 ms late at the median: not understood yet.)"""
     with running_jack_server(realtime=realtime_allowed()) as server:
         yield server
 
