@@ -24,8 +24,10 @@ a lag of 0, and clicked 35-40 ms late.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import statistics
+import time
 from typing import Any
 
 import pytest
@@ -150,6 +152,12 @@ async def test_clicks_placed_with_one_map_keep_the_beat_on_the_audio_clock(engin
 #: Freeze the page's audio clock for ``ms``: currentTime and getOutputTimestamp() hold what they
 #: said at the first read, as an output that stopped taking samples does; then the real ones.
 FREEZE = """(() => {
+  // Only with a click placed and not yet heard (20 ms ahead of the audio clock), checked in
+  // the same evaluation as the freeze: else null, and the test asks again.
+  const ahead = bandsync.audioTime + 0.02;
+  if (!bandsync.clickTimes().some(c => !c.cancelled && !c.late && c.audioTime > ahead)) {
+    return null;
+  }
   const time = Object.getOwnPropertyDescriptor(BaseAudioContext.prototype, 'currentTime').get;
   const stamp = AudioContext.prototype.getOutputTimestamp;
   const now = performance.now();
@@ -196,7 +204,12 @@ async def test_a_stalled_audio_clock_takes_its_clicks_back_and_places_none(engin
             "bandsync.clickTimes().filter(c => !c.cancelled && !c.late).length >= 10", timeout=12
         )
         before = await page.js("bandsync.audioClock.stalls")
-        start = await page.js(FREEZE % STALL_MS)
+        # Frozen while a click is on its way: one is placed only LOOKAHEAD_MS ahead, and frozen
+        # between two, none would be pending and nothing taken back would show.
+        deadline = time.monotonic() + 5
+        while (start := await page.js(FREEZE % STALL_MS)) is None:
+            assert time.monotonic() < deadline, "no click pending to freeze on in 5 s"
+            await asyncio.sleep(0.01)
         until = start + STALL_MS
         await page.wait(f"performance.now() > {until}", timeout=5)
         await page.wait(
