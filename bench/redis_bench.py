@@ -37,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchstats import percentile  # noqa: E402
+from benchstats import percentile, write_results  # noqa: E402
 
 from bandsync_desktop.core.session import CONSOLE, Session  # noqa: E402
 from bandsync_desktop.server.storage import create_store  # noqa: E402
@@ -279,9 +279,7 @@ def main() -> None:
         f"outage write-back of {w['sessions']} sessions: {w['restartToAllWrittenBackMs']} ms "
         f"after Redis restarted"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

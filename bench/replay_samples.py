@@ -26,6 +26,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchstats import percentile, write_results  # noqa: E402
+
 from bandsync_desktop.core.clocksync import OffsetEstimator, SyncSample  # noqa: E402
 
 WINDOWS = (32, 64, 128)  # the product keeps 32 (16 s at two exchanges a second)
@@ -46,8 +48,9 @@ class KnownRate(OffsetEstimator):
 
 
 def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    value = percentile(values, q)
+    assert value is not None, "no values"
+    return value
 
 
 def delays(follower: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -135,9 +138,7 @@ def main() -> None:
                 f"{label:34} |error| p95 {figures['absErrorP95Ms']:.3f}   spread p50 "
                 f"{figures['spreadP50Ms']:.3f} p95 {figures['spreadP95Ms']:.3f} ms"
             )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1))
-    print(f"wrote {args.out}")
+    write_results(args.out, out)
 
 
 if __name__ == "__main__":
