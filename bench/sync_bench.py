@@ -66,8 +66,7 @@ import statistics
 import sys
 import time
 import urllib.parse
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +95,7 @@ from tests.helpers.engines import (  # noqa: E402
 # The page's schedule (web/app.js): a burst at join, then one exchange every half second.
 BURST_AT_JOIN, BURST_GAP_S = 16, 0.050
 PERIODIC_EVERY_S, PERIODIC_SAMPLES, PERIODIC_GAP_S = 0.5, 1, 0.0
+WINDOW = 32  # samples the estimator keeps (OffsetEstimator's default, as on the page)
 SERVER_NICE = -15  # the server's and the emulator's priority (start_process)
 SAMPLE_EVERY_S = 0.2
 TEMPOS = (120.0, 132.0, 90.0, 144.0, 110.0, 126.0)
@@ -118,7 +118,7 @@ def percentiles(values: list[float]) -> dict[str, float | int]:
     }
 
 
-def tightest_offset(samples: deque[SyncSample], local_now: float) -> float:
+def tightest_offset(samples: Sequence[SyncSample], local_now: float) -> float:
     """The previous rule, kept for comparison: the offset of the single sample with the
     tightest bound now. The product intersects the intervals of the newest agreeing samples
     (``core/clocksync.py``), which is never looser."""
@@ -497,8 +497,7 @@ class PyFollower(Follower):
         super().__init__(name, "python")
         self.server_offset = server_offset
         self.shift = shift_ms
-        self.estimator = OffsetEstimator(32)
-        self.recent: deque[SyncSample] = deque(maxlen=32)  # same window, for the comparison
+        self.estimator = OffsetEstimator(WINDOW)
         self.raw: list[SyncSample] = []  # every sample taken, to replay other estimators on
         self.errors_tightest: list[float] = []
         self.pending: set[float] = set()
@@ -523,7 +522,6 @@ class PyFollower(Follower):
             self.pending.discard(t0)
             sample = SyncSample(t0, data["t1"], data["t2"], t3)
             self.estimator.add(sample)
-            self.recent.append(sample)
             self.raw.append(sample)
 
     async def _on_snapshot(self, data: dict[str, Any]) -> None:
@@ -571,7 +569,9 @@ class PyFollower(Follower):
             self.errors.append((truth, local + offset - truth))
             self.bounds.append(self.estimator.uncertainty(local) or 0.0)
             self.rtts.append(self.estimator.rtt(local) or 0.0)
-            self.errors_tightest.append(local + tightest_offset(self.recent, local) - truth)
+            # the previous rule on the same window of samples
+            tightest = tightest_offset(self.raw[-WINDOW:], local)
+            self.errors_tightest.append(local + tightest - truth)
 
     def arrival_true(self, start: float) -> float | None:
         for local, starts in self.snapshots:
